@@ -1,0 +1,1 @@
+//! The record format of logged events (being written).

@@ -1,0 +1,1 @@
+//! The `LogDevice` contract (being written).
