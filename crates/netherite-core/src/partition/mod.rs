@@ -1,1 +1,3 @@
 //! The partition state machine (being written).
+
+pub mod index;
