@@ -95,6 +95,8 @@ pub struct IndexEntry {
 }
 
 /// The instances of one partition, indexed for filtered, paged queries.
+// TODO: each id is held four times (the map's key and entry, two sets); share one allocation
+// per id if the index of a partition with millions of instances grows too large.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "Vec<IndexEntry>")]
 pub struct InstanceIndex {
