@@ -1,7 +1,15 @@
-//! FASTER-style storage for a partition, over any `LogDevice` of `netherite-core`.
+//! FASTER-style storage for a partition, over any [`LogDevice`](netherite_core::device::LogDevice).
 //!
-//! This crate will hold two pieces: the partition's commit log (append with length, type and
-//! checksum, group commit with one device flush per batch, scan, truncate, torn-tail detection)
-//! and the hybrid-log key-value store (hash index, mutable / read-only / on-device regions,
-//! checkpoints with the manifest written last, compaction). Neither exists yet: the crate is an
-//! empty library so that the workspace already has its final shape.
+//! Two pieces, each written for this project:
+//!
+//! - [`log`]: the partition's commit log: records with length, kind and checksum; group commit
+//!   (one device flush per batch); scans; truncation; torn-tail detection on recovery.
+//! - [`store`]: the hybrid-log key-value store: a hash index over a log whose tail is mutable
+//!   in memory, whose middle is read-only in memory and whose head lives on the device;
+//!   checkpoints with the manifest written last; compaction.
+
+mod error;
+pub mod log;
+pub mod store;
+
+pub use error::Error;

@@ -1,0 +1,1 @@
+//! The hybrid-log key-value store (being written).
