@@ -1,4 +1,4 @@
-//! FASTER-style storage for a partition, over any [`LogDevice`](netherite_core::device::LogDevice).
+//! FASTER-style storage for a partition, over any `LogDevice` of `netherite-core`.
 //!
 //! Two pieces, each written for this project:
 //!
