@@ -103,6 +103,10 @@ const CHECKS: &[Check<Fixture>] = &[
         run: truncate_before,
     },
     Check {
+        name: "truncation_point_never_moves_back",
+        run: truncation_point_never_moves_back,
+    },
+    Check {
         name: "new_owner_fences_the_old",
         run: new_owner_fences_the_old,
     },
@@ -294,8 +298,7 @@ fn flushed_writes_survive_reopen(fixture: &Fixture) -> CheckFuture<'_> {
     })
 }
 
-/// Rule 7: below the truncation point reads and writes fail, above it nothing changes, the
-/// point never moves back, and it cannot pass the size.
+/// Rule 7: below the truncation point reads and writes fail; above it nothing changes.
 fn truncate_before(fixture: &Fixture) -> CheckFuture<'_> {
     Box::pin(async move {
         let device = fixture.open().await.step("open")?;
@@ -305,45 +308,37 @@ fn truncate_before(fixture: &Fixture) -> CheckFuture<'_> {
         device.flush().await.step("flush")?;
         device.truncate_before(2 * a).await.step("truncate")?;
 
-        ensure_error(
-            device.read(2 * a - 1, 1).await,
-            invalid,
-            "read below the point",
-        )?;
-        ensure_error(
-            device.write(a, &pattern(a, 11)).await,
-            invalid,
-            "write below the point",
-        )?;
-        let kept = device
-            .read(2 * a, 2 * a as usize)
-            .await
-            .step("read above the point")?;
+        let below = device.read(2 * a - 1, 1).await;
+        ensure_error(below, invalid, "read below the point")?;
+        let below = device.write(a, &pattern(a, 11)).await;
+        ensure_error(below, invalid, "write below the point")?;
+        let kept = device.read(2 * a, 2 * a as usize).await.step("read")?;
         ensure_eq(
             kept,
             data[(2 * a) as usize..].to_vec(),
             "bytes above the point",
         )?;
         ensure_eq(device.size(), 4 * a, "size after truncation")?;
+        Ok(Verdict::Passed)
+    })
+}
 
-        device
-            .truncate_before(a)
-            .await
-            .step("truncate to an earlier point")?;
-        ensure_error(
-            device.read(a, 1).await,
-            invalid,
-            "read after moving the point back",
-        )?;
-        ensure_error(
-            device.truncate_before(5 * a).await,
-            invalid,
-            "truncate past the size",
-        )?;
-        device
-            .write(4 * a, &pattern(a, 12))
-            .await
-            .step("append after truncation")?;
+/// Rule 7: the truncation point never moves back and cannot pass the size; appending goes on.
+fn truncation_point_never_moves_back(fixture: &Fixture) -> CheckFuture<'_> {
+    Box::pin(async move {
+        let device = fixture.open().await.step("open")?;
+        let a = device.alignment();
+        device.write(0, &pattern(4 * a, 10)).await.step("write")?;
+        device.truncate_before(2 * a).await.step("truncate")?;
+
+        let earlier = device.truncate_before(a).await;
+        earlier.step("truncate to an earlier point")?;
+        let below = device.read(a, 1).await;
+        ensure_error(below, invalid, "read after moving the point back")?;
+        let past = device.truncate_before(5 * a).await;
+        ensure_error(past, invalid, "truncate past the size")?;
+        let append = device.write(4 * a, &pattern(a, 12)).await;
+        append.step("append after truncation")?;
         Ok(Verdict::Passed)
     })
 }

@@ -359,3 +359,109 @@ impl LogDevice for MemoryDevice {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const A: u64 = 4;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Write { sector: u64, sectors: u64, fill: u8 },
+        Flush,
+        Truncate { sector: u64 },
+        Crash,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..8u64, 0..4u64, 1..=255u8)
+                .prop_map(|(sector, sectors, fill)| Op::Write { sector, sectors, fill }),
+            2 => Just(Op::Flush),
+            1 => (0..8u64).prop_map(|sector| Op::Truncate { sector }),
+            1 => Just(Op::Crash),
+        ]
+    }
+
+    /// The obvious model: the current bytes, a full copy taken at every flush, a start.
+    #[derive(Default)]
+    struct Model {
+        start: u64,
+        current: Vec<u8>,
+        durable: Vec<u8>,
+    }
+
+    impl Model {
+        fn apply(&mut self, op: &Op) {
+            match *op {
+                Op::Write {
+                    sector,
+                    sectors,
+                    fill,
+                } if sectors > 0 && sector * A >= self.start => {
+                    let (at, end) = ((sector * A) as usize, ((sector + sectors) * A) as usize);
+                    if self.current.len() < end {
+                        self.current.resize(end, 0);
+                    }
+                    self.current[at..end].fill(fill);
+                }
+                Op::Write { .. } => {}
+                Op::Flush => self.durable = self.current.clone(),
+                Op::Truncate { sector } if sector * A <= self.current.len() as u64 => {
+                    self.start = self.start.max(sector * A);
+                }
+                Op::Truncate { .. } => {}
+                Op::Crash => {
+                    self.current = self.durable.clone();
+                    let len = self.current.len().max(self.start as usize);
+                    self.current.resize(len, 0);
+                }
+            }
+        }
+    }
+
+    fn apply(disk: &mut DiskState, op: &Op) {
+        match *op {
+            Op::Write {
+                sector,
+                sectors,
+                fill,
+            } => {
+                let bytes = vec![fill; (sectors * A) as usize];
+                if disk.check_write(sector * A, sectors * A).is_ok() && !bytes.is_empty() {
+                    disk.write(sector * A, &bytes);
+                }
+            }
+            Op::Flush => disk.flush().unwrap(),
+            Op::Truncate { sector } => {
+                let _ = disk.truncate_before(sector * A);
+            }
+            Op::Crash => disk.crash(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever mix of writes, flushes, truncations and crashes, the undo-log disk reads
+        /// exactly like a model that copies everything at each flush.
+        #[test]
+        fn disk_matches_a_copying_model(ops in proptest::collection::vec(op(), 1..40)) {
+            let disk = MemoryDisk::new(A).unwrap();
+            let mut state = disk.lock();
+            let mut model = Model::default();
+            for op in &ops {
+                apply(&mut state, op);
+                model.apply(op);
+                prop_assert_eq!(state.start, model.start);
+                prop_assert_eq!(state.size(), model.current.len() as u64);
+                let (start, readable) = (state.start, (state.size() - state.start) as usize);
+                let read = state.read(start, readable).unwrap();
+                prop_assert_eq!(&read[..], &model.current[model.start as usize..]);
+            }
+        }
+    }
+}
