@@ -71,7 +71,7 @@ mod tests {
     #[test]
     fn only_finished_statuses_are_terminal() {
         use OrchestrationStatus::*;
-        let terminal: Vec<_> = OrchestrationStatus::ALL
+        let terminal = OrchestrationStatus::ALL
             .into_iter()
             .filter(|s| s.is_terminal());
         let terminal: Vec<_> = terminal.collect();
