@@ -11,20 +11,19 @@ use tracing::debug;
 
 use super::PartitionState;
 use super::dedup::Freshness;
+use super::delivery::record_from_start;
 use super::effect::{Effect, RespondToClient};
 use super::event::{ClientRequest, ClientRequestEvent, CreateInstance, SignalEntity, WaitFor};
 use super::index::{InstanceFilter, PageRequest};
 use super::instances::InstanceRecord;
 use super::response::{ClientResponse, Rejection};
-use super::delivery::record_from_start;
 use super::step::Step;
 use super::view::InstanceView;
 use super::waits::Waiter;
 use crate::ids::{ClientId, InstanceId, RequestSeq, partition_of};
 use crate::model::{
-    EntityId, EntityOperationSignaled, EventKind, EventRaised, ExecutionRewound,
-    ExecutionStarted, ExecutionTerminated, HistoryEvent, OrchestrationStatus, Payload,
-    TaskMessage,
+    EntityId, EntityOperationSignaled, EventKind, EventRaised, ExecutionRewound, ExecutionStarted,
+    ExecutionTerminated, HistoryEvent, OrchestrationStatus, Payload, TaskMessage,
 };
 
 impl PartitionState {
@@ -32,7 +31,10 @@ impl PartitionState {
     pub(crate) fn client_request(&mut self, step: &mut Step, event: &ClientRequestEvent) {
         let (client, seq) = (event.client, event.seq);
         let clients_max = self.config.limits.clients_max;
-        match self.dedup.accept_request(client, seq, step.now, clients_max) {
+        match self
+            .dedup
+            .accept_request(client, seq, step.now, clients_max)
+        {
             Freshness::New => {}
             Freshness::Answered(kept) => {
                 debug!(client = %client, seq = seq.0, "retried request answered again");
@@ -74,12 +76,20 @@ impl PartitionState {
                 reason,
                 recurse,
             } => self.terminate(step, instance, reason, *recurse),
-            ClientRequest::Suspend { instance, reason } => {
-                self.send_control(step, instance, EventKind::ExecutionSuspended { input: reason.clone() })
-            }
-            ClientRequest::Resume { instance, reason } => {
-                self.send_control(step, instance, EventKind::ExecutionResumed { input: reason.clone() })
-            }
+            ClientRequest::Suspend { instance, reason } => self.send_control(
+                step,
+                instance,
+                EventKind::ExecutionSuspended {
+                    input: reason.clone(),
+                },
+            ),
+            ClientRequest::Resume { instance, reason } => self.send_control(
+                step,
+                instance,
+                EventKind::ExecutionResumed {
+                    input: reason.clone(),
+                },
+            ),
             ClientRequest::SignalEntity(signal) => self.signal_entity(step, signal),
             ClientRequest::Purge { instance } => self.purge(step, instance),
             ClientRequest::PurgeByFilter { filter } => Ok(self.purge_by_filter(step, filter)),
@@ -92,7 +102,9 @@ impl PartitionState {
     /// The record of `id`, if it lives here and exists.
     fn locate(&self, id: &InstanceId) -> Result<&InstanceRecord, Rejection> {
         self.check_owner(id)?;
-        let missing = || Rejection::NotFound { instance: id.clone() };
+        let missing = || Rejection::NotFound {
+            instance: id.clone(),
+        };
         self.instances.get(id).ok_or_else(missing)
     }
 
@@ -107,7 +119,11 @@ impl PartitionState {
         Ok(())
     }
 
-    fn create(&mut self, step: &mut Step, create: &CreateInstance) -> Result<ClientResponse, Rejection> {
+    fn create(
+        &mut self,
+        step: &mut Step,
+        create: &CreateInstance,
+    ) -> Result<ClientResponse, Rejection> {
         let id = &create.instance;
         if id.as_str().is_empty() || id.is_entity() {
             let reason = format!("{id:?} is not a valid orchestration instance id");
@@ -141,7 +157,8 @@ impl PartitionState {
             orchestration_span_id: None,
             tags: create.tags.clone(),
         };
-        self.instances.insert(id.clone(), record_from_start(&started, step.now));
+        self.instances
+            .insert(id.clone(), record_from_start(&started, step.now));
         let event = HistoryEvent::new(step.now, EventKind::ExecutionStarted(started));
         self.deliver(step, TaskMessage::to_instance(id.clone(), event));
         Ok(ClientResponse::Created {
@@ -188,7 +205,8 @@ impl PartitionState {
                 r.output = reason.clone();
                 r.completed = Some(now);
             });
-            self.instances.set_status(id, OrchestrationStatus::Terminated, now);
+            self.instances
+                .set_status(id, OrchestrationStatus::Terminated, now);
             step.changed.insert(id.clone());
             step.dirty_instances.insert(id.clone());
             return Ok(ClientResponse::Accepted);
@@ -217,7 +235,11 @@ impl PartitionState {
         Ok(ClientResponse::Accepted)
     }
 
-    fn signal_entity(&mut self, step: &mut Step, signal: &SignalEntity) -> Result<ClientResponse, Rejection> {
+    fn signal_entity(
+        &mut self,
+        step: &mut Step,
+        signal: &SignalEntity,
+    ) -> Result<ClientResponse, Rejection> {
         let id = &signal.entity;
         if let Err(error) = EntityId::parse(id.as_str()) {
             let reason = error.to_string();
@@ -255,8 +277,12 @@ impl PartitionState {
     /// Purges up to `purge_batch_max` terminal instances matching `filter`.
     fn purge_by_filter(&mut self, step: &mut Step, filter: &InstanceFilter) -> ClientResponse {
         let asked = &filter.statuses;
-        let terminal = OrchestrationStatus::ALL.into_iter().filter(|s| s.is_terminal());
-        let statuses: Vec<_> = terminal.filter(|s| asked.is_empty() || asked.contains(s)).collect();
+        let terminal = OrchestrationStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal());
+        let statuses: Vec<_> = terminal
+            .filter(|s| asked.is_empty() || asked.contains(s))
+            .collect();
         if statuses.is_empty() {
             return purged(0, true);
         }
@@ -275,7 +301,12 @@ impl PartitionState {
         purged(page.ids.len() as u64, page.next.is_none())
     }
 
-    fn rewind(&mut self, step: &mut Step, id: &InstanceId, reason: &Payload) -> Result<ClientResponse, Rejection> {
+    fn rewind(
+        &mut self,
+        step: &mut Step,
+        id: &InstanceId,
+        reason: &Payload,
+    ) -> Result<ClientResponse, Rejection> {
         let status = self.locate(id)?.status;
         if status != OrchestrationStatus::Failed {
             return Err(Rejection::FailedPrecondition {
@@ -288,7 +319,8 @@ impl PartitionState {
             r.failure = None;
             r.completed = None;
         });
-        self.instances.set_status(id, OrchestrationStatus::Running, step.now);
+        self.instances
+            .set_status(id, OrchestrationStatus::Running, step.now);
         step.changed.insert(id.clone());
         let rewound = ExecutionRewound {
             reason: reason.clone(),
@@ -315,13 +347,18 @@ impl PartitionState {
             return Some(ClientResponse::Instance(Box::new(view)));
         }
         if wait.deadline.is_some_and(|d| d <= step.now) {
-            let rejection = Rejection::DeadlineExceeded { instance: id.clone() };
+            let rejection = Rejection::DeadlineExceeded {
+                instance: id.clone(),
+            };
             return Some(ClientResponse::Rejected(rejection));
         }
         let max = self.config.limits.waiters_max;
         if self.waits.len() >= max {
             let limit = "waiters_max".into();
-            let rejection = Rejection::LimitExceeded { limit, max: max as u64 };
+            let rejection = Rejection::LimitExceeded {
+                limit,
+                max: max as u64,
+            };
             return Some(ClientResponse::Rejected(rejection));
         }
         let waiter = Waiter {

@@ -6,7 +6,7 @@
 //! tagged with the execution that scheduled them, so a result for an execution that has since
 //! continued as new is dropped at delivery.
 
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::PartitionState;
 use super::effect::{Effect, StartActivity};
@@ -64,7 +64,10 @@ impl PartitionState {
     /// Routes an activity's result to its instance, if the activity is still pending.
     pub(crate) fn activity_completed(&mut self, step: &mut Step, done: &ActivityCompleted) {
         let Some(activity) = self.activities.complete(done.activity) else {
-            debug!(activity = done.activity.0, "completion of an unknown activity ignored");
+            debug!(
+                activity = done.activity.0,
+                "completion of an unknown activity ignored"
+            );
             return;
         };
         let task_scheduled_id = activity.task_id;
@@ -90,11 +93,16 @@ impl PartitionState {
             debug!(entity = %id, batch = done.batch.0, "stale entity batch ignored");
             return;
         };
-        let slot = self.entities.entry(id);
-        let (record, ops) = (&mut slot.record, &flight.operations);
-        let out = entity::apply_batch(id, record, ops, &done.result, step.now, &mut step.ids);
-        for message in out {
-            self.route(step, message);
+        let record = &mut self.entities.entry(id).record;
+        let applied =
+            entity::apply_batch(id, record, &flight, &done.result, step.now, &mut step.ids);
+        // A result that does not fit its batch changed nothing; the batch runs again.
+        match applied {
+            Ok(out) => out
+                .into_iter()
+                .for_each(|message| self.route(step, message)),
+            Err(error) => warn!(entity = %id, batch = done.batch.0, %error,
+                "entity batch result refused; dispatching again"),
         }
         step.dirty_entities.insert(id.clone());
     }
@@ -170,7 +178,10 @@ impl PartitionState {
                 timer_id: timer.timer_id,
             };
             let event = HistoryEvent::new(timer.fire_at, EventKind::TimerFired(fired));
-            self.route(step, TaskMessage::to_execution(id.clone(), execution.clone(), event));
+            self.route(
+                step,
+                TaskMessage::to_execution(id.clone(), execution.clone(), event),
+            );
         }
     }
 
@@ -217,11 +228,8 @@ impl PartitionState {
         }
         let first = std::iter::once(&next.started).chain(&next.carryover).rev();
         for event in first {
-            let message = TaskMessage::to_execution(
-                id.clone(),
-                next.execution_id.clone(),
-                event.clone(),
-            );
+            let message =
+                TaskMessage::to_execution(id.clone(), next.execution_id.clone(), event.clone());
             session.inbox.push_front(message);
         }
     }

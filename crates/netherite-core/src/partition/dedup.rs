@@ -56,9 +56,18 @@ pub(crate) enum Freshness {
 
 impl Dedup {
     /// Whether the batch stamped (`position`, `sub`) from `origin` is new; records it if so.
-    pub(crate) fn accept_batch(&mut self, origin: PartitionId, position: CommitPosition, sub: u32) -> bool {
+    pub(crate) fn accept_batch(
+        &mut self,
+        origin: PartitionId,
+        position: CommitPosition,
+        sub: u32,
+    ) -> bool {
         let stamp = (position, sub);
-        if self.origins.get(&origin).is_some_and(|highest| stamp <= *highest) {
+        if self
+            .origins
+            .get(&origin)
+            .is_some_and(|highest| stamp <= *highest)
+        {
             return false;
         }
         self.origins.insert(origin, stamp);
@@ -107,7 +116,10 @@ impl Dedup {
     /// Forgets the least recently seen clients until at most `max` remain.
     fn forget_beyond(&mut self, max: usize) {
         while self.clients.len() > max {
-            let oldest = self.clients.iter().min_by_key(|(id, r)| (r.last_seen, **id));
+            let oldest = self
+                .clients
+                .iter()
+                .min_by_key(|(id, r)| (r.last_seen, **id));
             let Some((&id, _)) = oldest else {
                 return;
             };

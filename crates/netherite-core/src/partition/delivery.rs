@@ -21,7 +21,10 @@ impl PartitionState {
     /// Takes a batch from another partition, unless its stamp shows it was taken already.
     pub(crate) fn receive_batch(&mut self, step: &mut Step, batch: &PartitionMessages) {
         let (origin, position) = (batch.origin, batch.origin_position);
-        if !self.dedup.accept_batch(origin, position, batch.sub_position) {
+        if !self
+            .dedup
+            .accept_batch(origin, position, batch.sub_position)
+        {
             debug!(partition = %self.config.partition, origin = %origin, origin_position = %position,
                 sub_position = batch.sub_position, "duplicate batch dropped");
             return;
@@ -66,11 +69,18 @@ impl PartitionState {
 
     /// Whether an ordinary message may enter its instance's inbox.
     fn admit(&self, message: &TaskMessage) -> Result<(), &'static str> {
-        let record = self.instances.get(&message.target).ok_or("no such instance")?;
+        let record = self
+            .instances
+            .get(&message.target)
+            .ok_or("no such instance")?;
         if record.status.is_terminal() {
             return Err("instance is terminal");
         }
-        if message.target_execution.as_ref().is_some_and(|e| *e != record.execution_id) {
+        if message
+            .target_execution
+            .as_ref()
+            .is_some_and(|e| *e != record.execution_id)
+        {
             return Err("addressed to another execution");
         }
         Ok(())
@@ -102,7 +112,9 @@ impl PartitionState {
     pub(crate) fn start_is_delayed(&self, id: &InstanceId) -> bool {
         let queued = self.sessions.get(id).is_some_and(|s| {
             s.in_flight.is_some()
-                || s.inbox.iter().any(|m| matches!(m.event.kind, EventKind::ExecutionStarted(_)))
+                || s.inbox
+                    .iter()
+                    .any(|m| matches!(m.event.kind, EventKind::ExecutionStarted(_)))
         });
         self.instances.history(id).is_empty() && !queued
     }

@@ -108,14 +108,20 @@ impl PartitionState {
     pub(crate) fn answer_waits(&mut self, step: &mut Step, id: &InstanceId) {
         let answers: Vec<_> = match self.instances.get(id) {
             None => {
-                let gone = || Rejection::NotFound { instance: id.clone() };
+                let gone = || Rejection::NotFound {
+                    instance: id.clone(),
+                };
                 let waiters = self.waits.take_all(id).into_iter();
-                waiters.map(|w| (w, ClientResponse::Rejected(gone()))).collect()
+                waiters
+                    .map(|w| (w, ClientResponse::Rejected(gone())))
+                    .collect()
             }
             Some(record) => {
                 let waiters = self.waits.take_satisfied(id, record.status).into_iter();
                 let view = |payloads| Box::new(InstanceView::of(id, record, payloads));
-                waiters.map(|w| (w.clone(), ClientResponse::Instance(view(w.payloads)))).collect()
+                waiters
+                    .map(|w| (w.clone(), ClientResponse::Instance(view(w.payloads))))
+                    .collect()
             }
         };
         for (waiter, response) in answers {

@@ -83,11 +83,6 @@ impl Entities {
 
 impl EntitySlot {
     fn is_empty(&self) -> bool {
-        let r = &self.record;
-        self.in_flight.is_none()
-            && r.state.is_none()
-            && r.queue.is_empty()
-            && r.locked_by.is_none()
-            && r.lock_waiters.is_empty()
+        self.in_flight.is_none() && self.record.is_empty()
     }
 }

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::index::InstanceFilter;
 use crate::entity::EntityBatchResult;
-use crate::ids::{ClientId, CommitPosition, ExecutionId, InputPosition, InstanceId, PartitionId};
 use crate::ids::RequestSeq;
+use crate::ids::{ClientId, CommitPosition, ExecutionId, InputPosition, InstanceId, PartitionId};
 use crate::model::{
     FailureDetails, OrchestrationStatus, OrchestratorAction, Payload, Tags, TaskMessage,
     TraceContext,

@@ -65,9 +65,8 @@ pub use effect::{
 };
 pub use event::{
     ActivityCompleted, ActivityId, ClientRequest, ClientRequestEvent, CreateInstance,
-    EntityBatchAbandoned, EntityBatchCompleted, EpisodeAbandoned, EpisodeCompleted,
-    EpisodeNumber, OutboxConfirmed, PartitionMessages, SignalEntity, UpdateEvent, UpdateKind,
-    WaitFor, WaitUntil,
+    EntityBatchAbandoned, EntityBatchCompleted, EpisodeAbandoned, EpisodeCompleted, EpisodeNumber,
+    OutboxConfirmed, PartitionMessages, SignalEntity, UpdateEvent, UpdateKind, WaitFor, WaitUntil,
 };
 pub use read::{EntityQuery, ReadEvent, ReadResult};
 pub use response::{ClientResponse, Rejection};

@@ -50,7 +50,10 @@ impl Outbox {
 
     /// Every unconfirmed batch as the effect that sends it, in position order.
     pub(crate) fn resend(&self, origin: PartitionId) -> Vec<SendMessages> {
-        let all = self.batches.iter().flat_map(|(at, b)| b.iter().map(move |b| (at, b)));
+        let all = self
+            .batches
+            .iter()
+            .flat_map(|(at, b)| b.iter().map(move |b| (at, b)));
         all.map(|(at, batch)| SendMessages {
             after: *at,
             destination: batch.destination,
@@ -93,6 +96,9 @@ mod tests {
 
         outbox.confirm(PartitionId(1), CommitPosition(2));
 
-        assert_eq!(outbox.resend(PartitionId(0)), vec![send(1, 2, 1), send(3, 1, 0)]);
+        assert_eq!(
+            outbox.resend(PartitionId(0)),
+            vec![send(1, 2, 1), send(3, 1, 0)]
+        );
     }
 }

@@ -71,7 +71,7 @@ pub struct EntityQuery {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReadResult {
     /// For `GetInstance`.
-    Instance(Option<InstanceView>),
+    Instance(Option<Box<InstanceView>>),
     /// For `GetHistory`.
     History(Option<Vec<HistoryEvent>>),
     /// For `Query`.
@@ -87,10 +87,13 @@ impl PartitionState {
     pub fn read(&self, event: &ReadEvent) -> ReadResult {
         match event {
             ReadEvent::GetInstance { instance, payloads } => {
-                ReadResult::Instance(self.instance_view(instance, *payloads))
+                ReadResult::Instance(self.instance_view(instance, *payloads).map(Box::new))
             }
             ReadEvent::GetHistory { instance } => {
-                let history = self.instances.get(instance).map(|_| self.instances.history(instance));
+                let history = self
+                    .instances
+                    .get(instance)
+                    .map(|_| self.instances.history(instance));
                 ReadResult::History(history.map(<[HistoryEvent]>::to_vec))
             }
             ReadEvent::Query {
@@ -117,7 +120,10 @@ impl PartitionState {
             size: self.page_size(page.size),
         };
         let found = self.instances.index().query(filter, &request);
-        let views = found.ids.iter().filter_map(|id| self.instance_view(id, payloads));
+        let views = found
+            .ids
+            .iter()
+            .filter_map(|id| self.instance_view(id, payloads));
         InstancePage {
             instances: views.collect(),
             next: found.next,
@@ -155,11 +161,22 @@ impl PartitionState {
     }
 }
 
-fn entity_matches(query: &EntityQuery, id: &InstanceId, record: &crate::entity::EntityRecord) -> bool {
-    let prefix_ok = query.id_prefix.as_ref().is_none_or(|p| id.as_str().starts_with(p.as_str()));
+fn entity_matches(
+    query: &EntityQuery,
+    id: &InstanceId,
+    record: &crate::entity::EntityRecord,
+) -> bool {
+    let prefix_ok = query
+        .id_prefix
+        .as_ref()
+        .is_none_or(|p| id.as_str().starts_with(p.as_str()));
     let modified = record.last_modified;
-    let from_ok = query.modified_from.is_none_or(|from| modified.is_some_and(|m| m >= from));
-    let to_ok = query.modified_to.is_none_or(|to| modified.is_some_and(|m| m < to));
+    let from_ok = query
+        .modified_from
+        .is_none_or(|from| modified.is_some_and(|m| m >= from));
+    let to_ok = query
+        .modified_to
+        .is_none_or(|to| modified.is_some_and(|m| m < to));
     let state_ok = query.include_transient || record.state.is_some();
     prefix_ok && from_ok && to_ok && state_ok
 }

@@ -14,8 +14,8 @@ use super::PartitionState;
 use super::dedup::KeptResponse;
 use super::effect::{Effect, RespondToClient, SendMessages};
 use super::response::ClientResponse;
-use crate::ids::{ClientId, CommitPosition, IdGen, InstanceId, PartitionId, RequestSeq};
 use crate::ids::partition_of;
+use crate::ids::{ClientId, CommitPosition, IdGen, InstanceId, PartitionId, RequestSeq};
 use crate::model::TaskMessage;
 use crate::time::Timestamp;
 

@@ -45,7 +45,8 @@ impl PartitionState {
         let activities = self.activities.iter().cloned().map(Effect::StartActivity);
         step.effects.extend(activities);
         let resend = self.outbox.resend(self.config.partition);
-        step.effects.extend(resend.into_iter().map(Effect::SendMessages));
+        step.effects
+            .extend(resend.into_iter().map(Effect::SendMessages));
         step.rearm = true;
         info!(partition = %self.config.partition, position = %step.at,
             activities = self.activities.len(), outbox = self.outbox.len(), "partition recovered");
