@@ -71,7 +71,9 @@ impl Node {
 
     fn complete(&mut self, id: &str, episode: u64, actions: Vec<ActionKind>) -> Vec<Effect> {
         let actions = (0..).zip(actions);
-        let actions = actions.map(|(id, kind)| OrchestratorAction { id, kind }).collect();
+        let actions = actions
+            .map(|(id, kind)| OrchestratorAction { id, kind })
+            .collect();
         self.complete_numbered(id, episode, actions)
     }
 
@@ -207,7 +209,10 @@ fn create_answers_and_starts_first_episode() {
     };
     assert_eq!(
         effects,
-        vec![Effect::RespondToClient(answer), Effect::StartEpisode(episode)]
+        vec![
+            Effect::RespondToClient(answer),
+            Effect::StartEpisode(episode)
+        ]
     );
     assert_eq!(node.status("a"), Some(OrchestrationStatus::Pending));
 }
@@ -286,7 +291,10 @@ fn completion_answers_waits_after_its_position() {
         payloads: true,
     };
     let effects = node.request(2, ClientRequest::WaitFor(wait));
-    assert!(effects.is_empty(), "the wait is not answered yet: {effects:?}");
+    assert!(
+        effects.is_empty(),
+        "the wait is not answered yet: {effects:?}"
+    );
 
     let effects = node.complete("a", 0, vec![complete_with("\"done\"")]);
 
@@ -340,7 +348,10 @@ fn cross_partition_message_is_stamped_and_deduplicated() {
     let EventKind::ExecutionStarted(child) = &message.event.kind else {
         panic!("expected ExecutionStarted, got {:?}", message.event.kind);
     };
-    let parent = child.parent.as_ref().map(|p: &ParentInstance| p.instance_id.clone());
+    let parent = child
+        .parent
+        .as_ref()
+        .map(|p: &ParentInstance| p.instance_id.clone());
     assert_eq!(parent, Some(InstanceId::new("parent!0")));
 
     // Phase 2: the receiver starts the child, once.
@@ -356,11 +367,16 @@ fn cross_partition_message_is_stamped_and_deduplicated() {
         receiver.apply(UpdateKind::PartitionMessages(batch))
     };
     let effects = deliver(&mut receiver, send);
-    assert!(matches!(effects.as_slice(), [Effect::StartEpisode(e)] if e.instance.as_str() == "child!1"));
+    assert!(
+        matches!(effects.as_slice(), [Effect::StartEpisode(e)] if e.instance.as_str() == "child!1")
+    );
     let before = receiver.state.clone();
 
     let effects = deliver(&mut receiver, send);
-    assert!(effects.is_empty(), "duplicate batch had effects: {effects:?}");
+    assert!(
+        effects.is_empty(),
+        "duplicate batch had effects: {effects:?}"
+    );
     assert!(receiver.state.eq_except_progress(&before));
 }
 
@@ -388,7 +404,10 @@ fn local_messages_never_leave_the_partition() {
         panic!("expected only b's episode, got {effects:?}");
     };
     assert_eq!(start.instance, InstanceId::new("b"));
-    assert_eq!(start.new_events[1], HistoryEvent::new(t(100), EventKind::EventRaised(raised)));
+    assert_eq!(
+        start.new_events[1],
+        HistoryEvent::new(t(100), EventKind::EventRaised(raised))
+    );
 }
 
 /// A retried request gets the same answer, gated on the original position; a redelivered
@@ -452,7 +471,10 @@ fn reuse_policy_rejects_running_and_replaces_listed_terminal() {
     };
     again.replaceable = vec![OrchestrationStatus::Completed];
     let effects = node.request(4, ClientRequest::Create(again));
-    assert!(matches!(responses(&effects)[0].response, ClientResponse::Created { .. }));
+    assert!(matches!(
+        responses(&effects)[0].response,
+        ClientResponse::Created { .. }
+    ));
     assert_eq!(node.status("a"), Some(OrchestrationStatus::Pending));
 }
 
@@ -468,7 +490,10 @@ fn timer_is_armed_and_delivered_when_due() {
     assert_eq!(effects, vec![Effect::ArmTimer { due: fire_at }]);
 
     node.now = t(150);
-    assert!(node.apply(UpdateKind::TimersFired).is_empty(), "not due yet");
+    assert!(
+        node.apply(UpdateKind::TimersFired).is_empty(),
+        "not due yet"
+    );
 
     node.now = t(161);
     let effects = node.apply(UpdateKind::TimersFired);
@@ -479,7 +504,10 @@ fn timer_is_armed_and_delivered_when_due() {
     let [Effect::StartEpisode(start)] = effects.as_slice() else {
         panic!("expected one episode, got {effects:?}");
     };
-    assert_eq!(start.new_events[1], HistoryEvent::new(fire_at, EventKind::TimerFired(fired)));
+    assert_eq!(
+        start.new_events[1],
+        HistoryEvent::new(fire_at, EventKind::TimerFired(fired))
+    );
 }
 
 /// A message for a missing instance, and one for another execution, are dropped.
@@ -511,5 +539,8 @@ fn messages_for_missing_instances_or_other_executions_are_dropped() {
         ],
     };
     let effects = node.apply(UpdateKind::PartitionMessages(batch));
-    assert!(effects.is_empty(), "dropped messages had effects: {effects:?}");
+    assert!(
+        effects.is_empty(),
+        "dropped messages had effects: {effects:?}"
+    );
 }

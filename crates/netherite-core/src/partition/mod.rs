@@ -52,6 +52,8 @@ mod read;
 mod response;
 mod sessions;
 mod step;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod timers;
 mod upkeep;
 mod view;
