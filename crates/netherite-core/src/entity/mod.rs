@@ -194,8 +194,50 @@ pub fn receive(
 
 /// The operations the entity may run now, at most `max` of them, oldest first.
 ///
-/// While locked, only operations from the lock holder may run; the others stay queued, in
-/// order, until the lock is released.
+/// While locked, only calls from the lock holder may run; the others stay queued, in order,
+/// until the lock is released.
+///
+/// # Example
+///
+/// A locked entity runs its holder's call and keeps a stranger's call waiting:
+///
+/// ```
+/// use netherite_core::entity::{next_batch, receive, EntityRecord};
+/// use netherite_core::model::{
+///     EntityLockRequested, EntityOperationCalled, EventKind, HistoryEvent,
+/// };
+/// use netherite_core::{InstanceId, Timestamp};
+///
+/// let entity = InstanceId::new("@account@alice");
+/// let now = Timestamp::EPOCH;
+/// let mut record = EntityRecord::default();
+/// let lock = EntityLockRequested {
+///     critical_section_id: "cs-1".into(),
+///     lock_set: vec![entity.clone()],
+///     position: 0,
+///     parent_instance_id: Some(InstanceId::new("transfer")),
+/// };
+/// let request = HistoryEvent::new(now, EventKind::EntityLockRequested(lock));
+/// let granted = receive(&entity, &mut record, request, now);
+/// assert_eq!(granted[0].target, InstanceId::new("transfer"));
+///
+/// let call_from = |caller: &str, request: &str| {
+///     let call = EntityOperationCalled {
+///         request_id: request.into(),
+///         operation: "balance".into(),
+///         scheduled_time: None,
+///         input: None,
+///         parent_instance_id: Some(InstanceId::new(caller)),
+///         parent_execution_id: None,
+///         target_instance_id: None,
+///     };
+///     HistoryEvent::new(now, EventKind::EntityOperationCalled(call))
+/// };
+/// receive(&entity, &mut record, call_from("stranger", "r1"), now);
+/// receive(&entity, &mut record, call_from("transfer", "r2"), now);
+///
+/// assert_eq!(next_batch(&record, 10), [call_from("transfer", "r2")]);
+/// ```
 pub fn next_batch(record: &EntityRecord, max: usize) -> Vec<HistoryEvent> {
     record
         .queue

@@ -97,8 +97,9 @@ impl Episode<'_, '_> {
 
     /// Records the end, if any, and settles the status.
     pub(super) fn finish(mut self) -> EpisodeOutcome {
-        self.out.status = if self.out.next_execution.is_some() || self.out.rewound_history.is_some()
-        {
+        // A continued or rewound execution runs again, whatever its old events said.
+        let runs_again = self.out.next_execution.is_some() || self.out.rewound_history.is_some();
+        self.out.status = if runs_again {
             OrchestrationStatus::Running
         } else {
             status_of(self.input.history.iter().chain(self.input.new_events))

@@ -172,6 +172,57 @@ pub struct EpisodeOutcome {
 ///
 /// `ids` draws the execution ids of sub-orchestrations and of a continue-as-new. It advances
 /// only when the worker's answer is valid.
+///
+/// # Example
+///
+/// The first episode of an orchestration that sets a timer:
+///
+/// ```
+/// use netherite_core::episode::{apply_episode, EpisodeInput, TimerRequest};
+/// use netherite_core::ids::IdGen;
+/// use netherite_core::model::{
+///     ActionKind, EventKind, ExecutionStarted, HistoryEvent, OrchestrationStatus,
+///     OrchestratorAction,
+/// };
+/// use netherite_core::{ExecutionId, InstanceId, Timestamp};
+///
+/// let (instance, execution) = (InstanceId::new("nap"), ExecutionId::new("e1"));
+/// let now = Timestamp::new(1_700_000_000, 0);
+/// let started = ExecutionStarted {
+///     name: "Nap".into(),
+///     version: None,
+///     input: None,
+///     instance_id: instance.clone(),
+///     execution_id: execution.clone(),
+///     parent: None,
+///     scheduled_start: None,
+///     parent_trace_context: None,
+///     orchestration_span_id: None,
+///     tags: Default::default(),
+/// };
+/// let new_events = [
+///     HistoryEvent::new(now, EventKind::OrchestratorStarted),
+///     HistoryEvent::new(now, EventKind::ExecutionStarted(started)),
+/// ];
+/// let fire_at = Timestamp::new(1_700_000_060, 0);
+/// let actions = [OrchestratorAction { id: 0, kind: ActionKind::CreateTimer { fire_at } }];
+///
+/// let input = EpisodeInput {
+///     instance_id: &instance,
+///     execution_id: &execution,
+///     history: &[],
+///     new_events: &new_events,
+///     actions: &actions,
+///     custom_status: None,
+///     now,
+/// };
+/// let outcome = apply_episode(&input, &mut IdGen::new(7));
+///
+/// assert_eq!(outcome.appended[..2], new_events);
+/// assert_eq!(outcome.appended[2].event_id, 0);
+/// assert_eq!(outcome.timers, [TimerRequest { timer_id: 0, fire_at }]);
+/// assert_eq!(outcome.status, OrchestrationStatus::Running);
+/// ```
 pub fn apply_episode(input: &EpisodeInput<'_>, ids: &mut IdGen) -> EpisodeOutcome {
     if let Some(ended) = end_of(input.history.iter().chain(input.new_events)) {
         tracing::debug!(

@@ -952,12 +952,13 @@ fn arbitrary_action(id: i32) -> impl Strategy<Value = OrchestratorAction> {
             reason: None,
             recurse: false,
         })),
-        Just(ActionKind::SendEntityMessage(EntityMessage::Signal(
-            signal()
-        ))),
-        Just(ActionKind::SendEntityMessage(EntityMessage::LockRequest(
-            lock_request()
-        ))),
+        prop_oneof![
+            Just(EntityMessage::Signal(signal())),
+            Just(EntityMessage::Call(call())),
+            Just(EntityMessage::LockRequest(lock_request())),
+            Just(EntityMessage::Unlock(unlock())),
+        ]
+        .prop_map(ActionKind::SendEntityMessage),
         statuses.prop_map(|status| ActionKind::CompleteOrchestration(complete_action(status))),
     ];
     kind.prop_map(move |kind| OrchestratorAction { id, kind })
