@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use super::{
     ActivityCompleted, ClientRequest, ClientRequestEvent, Effect, EntityBatchAbandoned,
-    EntityBatchCompleted, EpisodeAbandoned, EpisodeCompleted, Limits, PartitionConfig,
-    PartitionState, RespondToClient, SendMessages, StartActivity, StartEntityBatch, StartEpisode,
-    UpdateEvent, UpdateKind,
+    EntityBatchCompleted, EpisodeAbandoned, EpisodeCompleted, InstanceView, Limits,
+    PartitionConfig, PartitionState, ReadEvent, ReadResult, RespondToClient, SendMessages,
+    StartActivity, StartEntityBatch, StartEpisode, UpdateEvent, UpdateKind,
 };
 use crate::entity::{EntityBatchResult, OperationResult};
 use crate::ids::{ClientId, CommitPosition, InputPosition, InstanceId, PartitionId, RequestSeq};
@@ -47,10 +47,15 @@ impl Driver {
     /// Commit and input positions advance by `stride` per event (at least 1), which leaves
     /// room to slip other events in between when a test rebuilds a log.
     pub fn new(partition: u32, partition_count: u32, stride: u64) -> Driver {
+        Driver::with_limits(partition, partition_count, stride, Limits::default())
+    }
+
+    /// [`Driver::new`] with the given limits.
+    pub fn with_limits(partition: u32, partition_count: u32, stride: u64, limits: Limits) -> Self {
         let config = PartitionConfig {
             partition: PartitionId(partition),
             partition_count,
-            limits: Limits::default(),
+            limits,
         };
         let state = PartitionState::new(config).expect("the test picks a valid partition");
         Driver {
@@ -106,6 +111,34 @@ impl Driver {
             messages: send.messages.clone(),
         };
         self.apply(UpdateKind::PartitionMessages(batch))
+    }
+
+    /// The instance `id` as a client would see it, with payloads.
+    pub fn view(&self, id: &str) -> Option<InstanceView> {
+        let read = ReadEvent::GetInstance {
+            instance: InstanceId::new(id),
+            payloads: true,
+        };
+        match self.state.read(&read) {
+            ReadResult::Instance(view) => view.map(|v| *v),
+            _ => None,
+        }
+    }
+
+    /// The status of instance `id`.
+    pub fn status(&self, id: &str) -> Option<OrchestrationStatus> {
+        self.view(id).map(|v| v.status)
+    }
+
+    /// The history of the current execution of `id`.
+    pub fn history(&self, id: &str) -> Option<Vec<HistoryEvent>> {
+        let read = ReadEvent::GetHistory {
+            instance: InstanceId::new(id),
+        };
+        match self.state.read(&read) {
+            ReadResult::History(history) => history,
+            _ => None,
+        }
     }
 
     /// The position of the last event applied.
