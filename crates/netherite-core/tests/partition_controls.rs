@@ -365,9 +365,10 @@ fn entity_signal_runs_a_batch_and_keeps_its_state() {
     let effects = driver.apply(netherite_core::partition::UpdateKind::EntityBatchCompleted(
         done,
     ));
-    assert!(
-        matches!(effects.as_slice(), [Effect::StartEntityBatch(b)] if b.state.as_deref() == Some("1"))
-    );
+    let [Effect::StartEntityBatch(next)] = effects.as_slice() else {
+        panic!("expected the waiting signal's batch, got {effects:?}");
+    };
+    assert_eq!(next.state.as_deref(), Some("1"));
 
     let read = ReadEvent::GetEntity {
         entity: InstanceId::new("@counter@a"),

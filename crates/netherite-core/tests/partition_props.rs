@@ -68,8 +68,17 @@ enum Op {
     },
 }
 
-fn op(recover: bool) -> impl Strategy<Value = Op> {
+fn op() -> impl Strategy<Value = Op> {
     let script = proptest::collection::vec(any::<u8>(), 0..4);
+    let wait = |(instance, completion, deadline)| Op::Wait {
+        instance,
+        completion,
+        deadline,
+    };
+    let activity = |(pick, succeed)| Op::Activity { pick, succeed };
+    let batch = |(pick, abandon)| Op::Batch { pick, abandon };
+    let remote = |(instance, start)| Op::Remote { instance, start };
+    let recover = |workers_survive| Op::Recover { workers_survive };
     prop_oneof![
         3 => (0..5u8, 0..3u8).prop_map(|(instance, delay)| Op::Create { instance, delay }),
         1 => (0..5u8).prop_map(Op::Raise),
@@ -77,17 +86,16 @@ fn op(recover: bool) -> impl Strategy<Value = Op> {
         1 => (0..5u8).prop_map(Op::Suspend),
         1 => (0..5u8).prop_map(Op::Resume),
         1 => (0..3u8).prop_map(Op::Signal),
-        1 => (0..5u8, any::<bool>(), 0..4u8)
-            .prop_map(|(instance, completion, deadline)| Op::Wait { instance, completion, deadline }),
+        1 => (0..5u8, any::<bool>(), 0..4u8).prop_map(wait),
         1 => (0..5u8).prop_map(Op::Purge),
         8 => (any::<u8>(), script).prop_map(|(pick, script)| Op::Episode { pick, script }),
         1 => any::<u8>().prop_map(Op::Abandon),
-        4 => (any::<u8>(), any::<bool>()).prop_map(|(pick, succeed)| Op::Activity { pick, succeed }),
-        3 => (any::<u8>(), any::<bool>()).prop_map(|(pick, abandon)| Op::Batch { pick, abandon }),
+        4 => (any::<u8>(), any::<bool>()).prop_map(activity),
+        3 => (any::<u8>(), any::<bool>()).prop_map(batch),
         2 => (0..8u8).prop_map(Op::Tick),
-        1 => (0..5u8, any::<bool>()).prop_map(|(instance, start)| Op::Remote { instance, start }),
+        1 => (0..5u8, any::<bool>()).prop_map(remote),
         1 => Just(Op::Confirm),
-        (if recover { 1 } else { 0 }) => any::<bool>().prop_map(|workers_survive| Op::Recover { workers_survive }),
+        1 => any::<bool>().prop_map(recover),
     ]
 }
 
@@ -317,7 +325,7 @@ proptest! {
     /// duplicate's only possible effect is the answer its original got.
     #[test]
     fn duplicates_never_change_the_outcome(
-        ops in proptest::collection::vec(op(true), 1..80),
+        ops in proptest::collection::vec(op(), 1..80),
         dups in proptest::collection::vec(proptest::option::of(any::<u8>()), 80),
     ) {
         let live = run(&ops, 2);
@@ -333,12 +341,14 @@ proptest! {
                 }
             }
 
-            let Some((dup_at, dup)) = dups[i % dups.len()].and_then(|how| duplicate(*at, event, how)) else {
+            let how = dups[i % dups.len()];
+            let Some((dup_at, dup)) = how.and_then(|how| duplicate(*at, event, how)) else {
                 continue;
             };
             for effect in replica.apply(dup_at, &dup) {
                 let Effect::RespondToClient(again) = &effect else {
-                    return Err(TestCaseError::fail(format!("duplicate of event {i} had {effect:?}")));
+                    let why = format!("duplicate of event {i} had {effect:?}");
+                    return Err(TestCaseError::fail(why));
                 };
                 prop_assert_eq!(Some(again), answers.get(&(again.client, again.seq)));
             }
@@ -351,7 +361,7 @@ proptest! {
     /// events already covered by the checkpoint are ignored.
     #[test]
     fn replay_onto_a_checkpoint_gives_the_live_state(
-        ops in proptest::collection::vec(op(true), 1..80),
+        ops in proptest::collection::vec(op(), 1..80),
         cut in any::<Index>(),
     ) {
         let live = run(&ops, 1);

@@ -142,21 +142,8 @@ impl PartitionState {
             self.remove_instance(step, id);
         }
 
-        let execution = create.execution.clone();
-        let execution = execution.unwrap_or_else(|| step.ids.next_execution_id());
-        let scheduled_start = create.scheduled_start.filter(|t| *t > step.now);
-        let started = ExecutionStarted {
-            name: create.name.clone(),
-            version: create.version.clone(),
-            input: create.input.clone(),
-            instance_id: id.clone(),
-            execution_id: execution.clone(),
-            parent: None,
-            scheduled_start,
-            parent_trace_context: create.parent_trace_context.clone(),
-            orchestration_span_id: None,
-            tags: create.tags.clone(),
-        };
+        let started = first_start(create, step);
+        let execution = started.execution_id.clone();
         self.instances
             .insert(id.clone(), record_from_start(&started, step.now));
         let event = HistoryEvent::new(step.now, EventKind::ExecutionStarted(started));
@@ -382,4 +369,21 @@ impl PartitionState {
 
 fn purged(count: u64, complete: bool) -> ClientResponse {
     ClientResponse::Purged { count, complete }
+}
+
+/// The `ExecutionStarted` of a created instance; a start time not in the future is no delay.
+fn first_start(create: &CreateInstance, step: &mut Step) -> ExecutionStarted {
+    let execution = create.execution.clone();
+    ExecutionStarted {
+        name: create.name.clone(),
+        version: create.version.clone(),
+        input: create.input.clone(),
+        instance_id: create.instance.clone(),
+        execution_id: execution.unwrap_or_else(|| step.ids.next_execution_id()),
+        parent: None,
+        scheduled_start: create.scheduled_start.filter(|t| *t > step.now),
+        parent_trace_context: create.parent_trace_context.clone(),
+        orchestration_span_id: None,
+        tags: create.tags.clone(),
+    }
 }

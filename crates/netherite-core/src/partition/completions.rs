@@ -166,22 +166,32 @@ impl PartitionState {
             self.sessions.entry(id).inbox.clear();
         }
 
+        self.send_outcome(step, id, execution, outcome);
+    }
+
+    /// Sends what an episode asked for: messages, activities and timers.
+    fn send_outcome(
+        &mut self,
+        step: &mut Step,
+        id: &InstanceId,
+        execution: &ExecutionId,
+        outcome: EpisodeOutcome,
+    ) {
         for message in outcome.messages {
             self.route(step, message);
         }
         for request in outcome.activities {
             self.start_activity(step, id, execution, request);
         }
+        // A timer is a `TimerFired` to the instance itself, held until due by `deliver`.
         for timer in outcome.timers {
             let fired = TimerFired {
                 fire_at: timer.fire_at,
                 timer_id: timer.timer_id,
             };
             let event = HistoryEvent::new(timer.fire_at, EventKind::TimerFired(fired));
-            self.route(
-                step,
-                TaskMessage::to_execution(id.clone(), execution.clone(), event),
-            );
+            let message = TaskMessage::to_execution(id.clone(), execution.clone(), event);
+            self.route(step, message);
         }
     }
 

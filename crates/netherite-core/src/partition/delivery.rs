@@ -25,8 +25,9 @@ impl PartitionState {
             .dedup
             .accept_batch(origin, position, batch.sub_position)
         {
-            debug!(partition = %self.config.partition, origin = %origin, origin_position = %position,
-                sub_position = batch.sub_position, "duplicate batch dropped");
+            let sub_position = batch.sub_position;
+            debug!(partition = %self.config.partition, origin = %origin,
+                origin_position = %position, sub_position, "duplicate batch dropped");
             return;
         }
         for message in &batch.messages {

@@ -17,31 +17,15 @@ use super::sessions::{Gate, InFlight};
 use super::step::Step;
 use super::view::InstanceView;
 use crate::entity;
-use crate::ids::InstanceId;
+use crate::ids::{ExecutionId, InstanceId};
 use crate::model::{EventKind, HistoryEvent, OrchestrationStatus};
 
 impl PartitionState {
     /// Starts the next episode of `id` if it has one to run.
     pub(crate) fn dispatch_episode(&mut self, step: &mut Step, id: &InstanceId) {
-        let Some(record) = self.instances.get(id) else {
-            self.sessions.remove(id);
+        let Some((gate, execution)) = self.gate(id) else {
             return;
         };
-        if record.status.is_terminal() {
-            self.sessions.entry(id).inbox.clear();
-            self.sessions.prune(id);
-            return;
-        }
-        let gate = match record.status {
-            _ if self.instances.history(id).is_empty() => Gate::AwaitingStart,
-            OrchestrationStatus::Suspended => Gate::Suspended,
-            _ => Gate::Open,
-        };
-        let execution = record.execution_id.clone();
-        if self.sessions.get(id).is_some_and(|s| s.in_flight.is_some()) {
-            return;
-        }
-
         let max = self.config.limits.episode_events_max;
         let session = self.sessions.entry(id);
         let events = session.take_batch(gate, max);
@@ -60,7 +44,8 @@ impl PartitionState {
             new_events: new_events.clone(),
         };
         self.sessions.entry(id).in_flight = Some(flight);
-        debug!(instance = %id, episode = episode.0, events = new_events.len(), "episode dispatched");
+        let events = new_events.len();
+        debug!(instance = %id, episode = episode.0, events, "episode dispatched");
 
         let start = StartEpisode {
             instance: id.clone(),
@@ -70,6 +55,30 @@ impl PartitionState {
             new_events,
         };
         step.effects.push(Effect::StartEpisode(start));
+    }
+
+    /// What the next episode of `id` may take from its inbox, and its execution; `None` when
+    /// no episode may start (one is in flight, or the instance is gone or finished, in which
+    /// case its inbox is dropped).
+    fn gate(&mut self, id: &InstanceId) -> Option<(Gate, ExecutionId)> {
+        let Some(record) = self.instances.get(id) else {
+            self.sessions.remove(id);
+            return None;
+        };
+        if record.status.is_terminal() {
+            self.sessions.entry(id).inbox.clear();
+            self.sessions.prune(id);
+            return None;
+        }
+        if self.sessions.get(id).is_some_and(|s| s.in_flight.is_some()) {
+            return None;
+        }
+        let gate = match record.status {
+            _ if self.instances.history(id).is_empty() => Gate::AwaitingStart,
+            OrchestrationStatus::Suspended => Gate::Suspended,
+            _ => Gate::Open,
+        };
+        Some((gate, record.execution_id.clone()))
     }
 
     /// Starts the next batch of entity `id` if it has operations it may run.

@@ -32,9 +32,55 @@
 //! - **Bounded.** Episode and batch sizes, waits, client records and purge rounds have limits
 //!   ([`Limits`]); hitting one delays work or rejects a request by name.
 //!
-//! One tracked object per module: [`sessions`](self) (inboxes and episodes in flight),
-//! activities, timers, outbox, dedup, instances (with histories and the secondary [`index`]),
-//! entities and waits.
+//! The state is made of tracked objects, one module each: sessions (inboxes and episodes in
+//! flight), activities, timers, outbox, dedup, instances (with their histories and the
+//! secondary [`index`]), entities and waits. Handlers live beside them: delivery, dispatch,
+//! client requests, worker completions and upkeep (timers, recovery).
+//!
+//! ```
+//! use netherite_core::ids::{ClientId, CommitPosition, InputPosition, InstanceId, PartitionId};
+//! use netherite_core::ids::RequestSeq;
+//! use netherite_core::partition::*;
+//! use netherite_core::time::Timestamp;
+//!
+//! let config = PartitionConfig {
+//!     partition: PartitionId(0),
+//!     partition_count: 1,
+//!     limits: Limits::default(),
+//! };
+//! let mut partition = PartitionState::new(config)?;
+//! let create = CreateInstance {
+//!     instance: InstanceId::new("order-1"),
+//!     name: "ProcessOrder".into(),
+//!     version: None,
+//!     input: Some("42".into()),
+//!     tags: Default::default(),
+//!     scheduled_start: None,
+//!     execution: None,
+//!     replaceable: Vec::new(),
+//!     parent_trace_context: None,
+//! };
+//! let request = ClientRequestEvent {
+//!     input: InputPosition(1),
+//!     client: ClientId(7),
+//!     seq: RequestSeq(1),
+//!     request: ClientRequest::Create(create),
+//! };
+//! let event = UpdateEvent {
+//!     now: Timestamp::new(1_700_000_000, 0),
+//!     seed: 0x5eed,
+//!     kind: UpdateKind::ClientRequest(request),
+//! };
+//!
+//! let effects = partition.apply(CommitPosition(1), &event);
+//!
+//! // The answer waits for position 1 to be durable; the first episode starts at once.
+//! assert!(matches!(&effects[0], Effect::RespondToClient(r) if r.after == CommitPosition(1)));
+//! assert!(matches!(&effects[1], Effect::StartEpisode(e) if e.new_events.len() == 2));
+//! // Applying the same position again changes nothing.
+//! assert!(partition.apply(CommitPosition(1), &event).is_empty());
+//! # Ok::<(), netherite_core::Error>(())
+//! ```
 
 mod activities;
 mod clients;
@@ -122,6 +168,25 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The name of the first limit set to zero, which would stall the partition.
+    fn first_zero(&self) -> Option<&'static str> {
+        let all = [
+            ("episode_events_max", self.episode_events_max),
+            ("entity_batch_max", self.entity_batch_max),
+            ("inbox_events_max", self.inbox_events_max),
+            ("waiters_max", self.waiters_max),
+            ("clients_max", self.clients_max),
+            ("client_responses_max", self.client_responses_max),
+            ("purge_batch_max", self.purge_batch_max),
+            ("query_page_max", self.query_page_max),
+        ];
+        all.into_iter()
+            .find(|(_, value)| *value == 0)
+            .map(|(name, _)| name)
+    }
+}
+
 /// Which partition this is, of how many, and its limits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionConfig {
@@ -161,16 +226,20 @@ pub struct PartitionState {
 impl PartitionState {
     /// An empty partition.
     ///
-    /// Fails if there are no partitions or `partition` is not one of them.
+    /// Fails if there are no partitions, `partition` is not one of them, or a limit is zero.
     pub fn new(config: PartitionConfig) -> Result<PartitionState, Error> {
+        let invalid = |reason: String| Error::InvalidArgument {
+            operation: "PartitionState::new",
+            reason,
+        };
         if config.partition.0 >= config.partition_count {
-            return Err(Error::InvalidArgument {
-                operation: "PartitionState::new",
-                reason: format!(
-                    "partition {} is not below the partition count {}",
-                    config.partition.0, config.partition_count
-                ),
-            });
+            let (p, count) = (config.partition.0, config.partition_count);
+            return Err(invalid(format!(
+                "partition {p} is not below the partition count {count}"
+            )));
+        }
+        if let Some(name) = config.limits.first_zero() {
+            return Err(invalid(format!("limit {name} must be at least 1")));
         }
         Ok(PartitionState {
             config,

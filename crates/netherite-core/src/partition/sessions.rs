@@ -3,6 +3,9 @@
 //! A session holds the instance's inbox (messages delivered and not yet given to a worker) and
 //! the episode in flight, if any. One episode per instance runs at a time; messages arriving
 //! meanwhile wait in the inbox and go out with the next episode.
+//!
+//! An inbox takes at most `episode_events_max` events per episode, so a long inbox drains over
+//! several episodes rather than in one oversized work item.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -19,6 +22,9 @@ pub(crate) struct Sessions {
 }
 
 /// The work state of one instance.
+// TODO: an inbox fed by other partitions has no bound of its own (only client events are
+// refused past `inbox_events_max`); the engine must stop reading the input stream when an
+// instance's backlog grows, or a flood of messages to one instance grows the state unbounded.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Session {
     /// Delivered messages not yet dispatched, in arrival order.
