@@ -325,13 +325,14 @@ fn misaddressed_requests_are_rejected() {
 }
 
 /// A signal runs as an entity batch; the committed state is what `GetEntity` and
-/// `QueryEntities` report; a second signal waits for the batch in flight.
+/// `QueryEntities` report; a second signal waits for the batch in flight. Entity names are
+/// case-insensitive: `@Counter@a` and `@counter@a` are one entity.
 #[test]
 fn entity_signal_runs_a_batch_and_keeps_its_state() {
     let mut driver = Driver::new(0, 1, 1);
     let signal = |request_id: &str| {
         ClientRequest::SignalEntity(SignalEntity {
-            entity: InstanceId::new("@counter@a"),
+            entity: InstanceId::new("@Counter@a"),
             operation: "add".into(),
             input: Some("1".into()),
             request_id: request_id.into(),

@@ -544,3 +544,37 @@ fn messages_for_missing_instances_or_other_executions_are_dropped() {
         "dropped messages had effects: {effects:?}"
     );
 }
+
+/// A sub-orchestration whose id is taken is not created; its parent hears that it failed
+/// instead of waiting for good.
+#[test]
+fn child_with_a_taken_id_fails_back_to_its_parent() {
+    let mut node = Node::new(0, 1);
+    node.request(1, create("taken"));
+    node.request(2, create("parent"));
+
+    let sub = CreateSubOrchestration {
+        instance_id: InstanceId::new("taken"),
+        name: "Child".into(),
+        version: None,
+        input: None,
+        parent_trace_context: None,
+        tags: BTreeMap::new(),
+    };
+    node.complete("taken", 0, Vec::new());
+    let effects = node.complete("parent", 1, vec![ActionKind::CreateSubOrchestration(sub)]);
+
+    let [Effect::StartEpisode(start)] = effects.as_slice() else {
+        panic!("expected the parent's next episode, got {effects:?}");
+    };
+    assert_eq!(start.instance, InstanceId::new("parent"));
+    let EventKind::SubOrchestrationFailed(failed) = &start.new_events[1].kind else {
+        panic!(
+            "expected SubOrchestrationFailed, got {:?}",
+            start.new_events
+        );
+    };
+    assert_eq!(failed.task_scheduled_id, 0);
+    assert_eq!(failed.failure.error_type, "OrchestrationAlreadyExists");
+    assert_eq!(node.status("taken"), Some(OrchestrationStatus::Running));
+}

@@ -227,12 +227,15 @@ impl PartitionState {
         step: &mut Step,
         signal: &SignalEntity,
     ) -> Result<ClientResponse, Rejection> {
-        let id = &signal.entity;
-        if let Err(error) = EntityId::parse(id.as_str()) {
-            let reason = error.to_string();
-            return Err(Rejection::InvalidArgument { reason });
-        }
-        self.check_owner(id)?;
+        // The canonical form (`@name@key`, name lowercased) is the entity's one address.
+        let id = match EntityId::parse(signal.entity.as_str()) {
+            Ok(entity) => entity.instance_id(),
+            Err(error) => {
+                let reason = error.to_string();
+                return Err(Rejection::InvalidArgument { reason });
+            }
+        };
+        self.check_owner(&id)?;
         let signaled = EntityOperationSignaled {
             request_id: signal.request_id.clone(),
             operation: signal.operation.clone(),
@@ -241,7 +244,7 @@ impl PartitionState {
             target_instance_id: None,
         };
         let event = HistoryEvent::new(step.now, EventKind::EntityOperationSignaled(signaled));
-        self.deliver(step, TaskMessage::to_instance(id.clone(), event));
+        self.deliver(step, TaskMessage::to_instance(id, event));
         Ok(ClientResponse::Accepted)
     }
 

@@ -5,6 +5,10 @@
 //! instance (or starts a pending one it belongs to, else it is a duplicate and dropped); any
 //! other message is dropped if its instance is missing or terminal, or if it names another
 //! execution. Whatever is left goes to the inbox and the instance is marked for dispatch.
+//!
+//! A second `ExecutionStarted` for an id that is taken is dropped. When it came from a parent
+//! orchestration, the parent is told with `SubOrchestrationFailed` rather than left waiting
+//! (the Durable Task Framework drops it silently).
 
 use tracing::{debug, trace, warn};
 
@@ -14,7 +18,10 @@ use super::instances::InstanceRecord;
 use super::step::Step;
 use crate::entity;
 use crate::ids::{InstanceId, partition_of};
-use crate::model::{EntityId, EventKind, ExecutionStarted, OrchestrationStatus, TaskMessage};
+use crate::model::{
+    EntityId, EventKind, ExecutionStarted, FailureDetails, HistoryEvent, OrchestrationStatus,
+    SubOrchestrationFailed, TaskMessage,
+};
 use crate::time::Timestamp;
 
 impl PartitionState {
@@ -62,10 +69,33 @@ impl PartitionState {
         if let Err(reason) = verdict {
             debug!(target = %id, kind = message.event.kind.protocol_number(), reason,
                 "message dropped");
+            if let EventKind::ExecutionStarted(started) = &message.event.kind {
+                self.refuse_child(step, started);
+            }
             return;
         }
         self.sessions.entry(&id).inbox.push_back(message);
         step.dirty_instances.insert(id);
+    }
+
+    /// Tells the parent of a sub-orchestration whose id is taken that its child failed, so
+    /// the parent's task ends instead of waiting for a result that never comes.
+    fn refuse_child(&self, step: &mut Step, started: &ExecutionStarted) {
+        let Some(parent) = &started.parent else {
+            return;
+        };
+        let message = format!("an instance with id {} already exists", started.instance_id);
+        let failed = SubOrchestrationFailed {
+            task_scheduled_id: parent.task_scheduled_id,
+            failure: FailureDetails::new("OrchestrationAlreadyExists", message),
+        };
+        let event = HistoryEvent::new(step.now, EventKind::SubOrchestrationFailed(failed));
+        let to = parent.instance_id.clone();
+        let message = match &parent.execution_id {
+            Some(execution) => TaskMessage::to_execution(to, execution.clone(), event),
+            None => TaskMessage::to_instance(to, event),
+        };
+        self.route(step, message);
     }
 
     /// Whether an ordinary message may enter its instance's inbox.

@@ -10,7 +10,7 @@ use super::PartitionState;
 use super::index::{InstanceFilter, PageRequest};
 use super::view::{EntityPage, EntityView, InstancePage, InstanceView};
 use crate::ids::InstanceId;
-use crate::model::HistoryEvent;
+use crate::model::{EntityId, HistoryEvent};
 use crate::time::Timestamp;
 
 /// A question for a partition.
@@ -131,9 +131,10 @@ impl PartitionState {
     }
 
     fn entity_view(&self, id: &InstanceId, include_state: bool) -> Option<EntityView> {
-        let slot = self.entities.get(id)?;
+        let id = EntityId::parse(id.as_str()).ok()?.instance_id();
+        let slot = self.entities.get(&id)?;
         slot.record.state.as_ref()?;
-        Some(EntityView::of(id, &slot.record, include_state))
+        Some(EntityView::of(&id, &slot.record, include_state))
     }
 
     fn query_entities(&self, query: &EntityQuery) -> EntityPage {
