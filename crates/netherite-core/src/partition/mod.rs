@@ -6,14 +6,15 @@
 //! values. Reads ([`ReadEvent`]) are never logged and only borrow the state.
 //!
 //! ```text
-//!  input stream ──► PartitionMessages, ClientRequest ─┐
-//!  workers ───────► EpisodeCompleted, ActivityCompleted,│
-//!                   EntityBatchCompleted, ...          ├─► apply(at, event) ─► effects:
-//!  engine ────────► TimersFired, OutboxConfirmed,      │     StartEpisode / StartActivity /
-//!                   Recovered                         ─┘     StartEntityBatch (at once)
-//!                                                            SendMessages / RespondToClient
-//!                                                              (once `after` is durable)
-//!                                                            ArmTimer
+//!  input stream: PartitionMessages, ClientRequest        ─┐
+//!  workers:      EpisodeCompleted, EpisodeAbandoned,      │
+//!                EntityBatchCompleted, ...Abandoned,      ├─► apply(at, event) ─► effects
+//!                ActivityCompleted                        │
+//!  engine:       TimersFired, OutboxConfirmed, Recovered ─┘
+//!
+//!  effects:      StartEpisode, StartEntityBatch, StartActivity    run at once
+//!                SendMessages, RespondToClient                    once `after` is durable
+//!                ArmTimer                                         log TimersFired at `due`
 //! ```
 //!
 //! The main decisions:
