@@ -1,6 +1,12 @@
 //! The netherite engine and its Rust SDK.
 //!
-//! This crate will host partitions (transport in, core state machine, commit log and store out),
-//! the embedded local durable transport, the orchestration context with its replay executor, the
-//! activity runner, the client API and the settings. Nothing is implemented yet: the crate is an
-//! empty library so that the workspace already has its final shape.
+//! This crate will host partitions (transport in, core state machine, commit log and store
+//! out), the embedded local durable transport, the activity runner, the client API and the
+//! settings. What exists today is the SDK ([`sdk`]): the registry of orchestrations and
+//! activities, the orchestration context and the replay executor that runs an episode from
+//! its history, standing on the model of `netherite-core` alone.
+
+mod error;
+pub mod sdk;
+
+pub use error::Error;
