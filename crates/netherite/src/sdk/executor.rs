@@ -1,20 +1,6 @@
 //! The replay executor: runs one episode of an orchestration and returns its new actions.
 //!
-//! The executor re-runs the orchestration function from the start over the committed history
-//! (`past_events`, replaying) and then over the episode's `new_events`, one event at a time:
-//!
-//! - `OrchestratorStarted` moves the orchestration's clock to its timestamp;
-//! - `ExecutionStarted` calls the registered function with its input;
-//! - a confirmation event (`TaskScheduled`, `TimerCreated`, ...) must match the pending
-//!   action of its id: same kind, same name, or the orchestration is not deterministic;
-//! - a completion event (`TaskCompleted`, `TimerFired`, ...) or an `EventRaised` fills the
-//!   slot of a task, and the orchestration runs on until it waits again;
-//! - `ExecutionSuspended` holds back every later completion and raised event until
-//!   `ExecutionResumed`, which releases them in order; `ExecutionTerminated` is never held
-//!   and ends the orchestration as terminated, its reason as output.
-//!
-//! What is still pending at the end are the episode's new actions; if the orchestration
-//! finished, a `CompleteOrchestration` follows them.
+//! The rules an episode follows are documented on [`execute`]; this is how it is done.
 //!
 //! # Driving the future
 //!
@@ -81,7 +67,28 @@ impl EpisodeResult {
 }
 
 /// Runs one episode of the orchestration whose history is `past_events` and whose new events
-/// are `new_events`; see the [module documentation](self) for the rules.
+/// are `new_events`, and returns its new actions.
+///
+/// The executor re-runs the orchestration function from the start over the committed history
+/// (`past_events`, replaying) and then over the episode's `new_events`, one event at a time:
+///
+/// - `OrchestratorStarted` moves the orchestration's clock to its timestamp;
+/// - `ExecutionStarted` calls the registered function with its input;
+/// - a confirmation event (`TaskScheduled`, `TimerCreated`, ...) must match the pending
+///   action of its id: same kind, same name, or the orchestration is not deterministic;
+/// - a completion event (`TaskCompleted`, `TimerFired`, ...) or an `EventRaised` fills the
+///   slot of a task, and the orchestration runs on until it waits again;
+/// - `ExecutionSuspended` holds back every later completion and raised event until
+///   `ExecutionResumed`, which releases them in order; `ExecutionTerminated` is never held
+///   and ends the orchestration as terminated, its reason as output.
+///
+/// What is still pending at the end are the episode's new actions; if the orchestration
+/// finished, a `CompleteOrchestration` follows them.
+///
+/// An episode always ends with an answer, never a panic. When something goes wrong the
+/// answer completes the orchestration as `Failed`, and the failure's `error_type` says what:
+/// [`ORCHESTRATION_NOT_REGISTERED`], [`NON_DETERMINISTIC`](super::NON_DETERMINISTIC),
+/// [`INVALID_HISTORY`](super::INVALID_HISTORY), [`PANIC`](super::PANIC) and so on.
 pub fn execute(
     registry: &Registry,
     instance_id: &InstanceId,
