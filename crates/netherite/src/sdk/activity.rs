@@ -166,3 +166,97 @@ pub fn invoke_activity(
         finished.map_err(|panic| panic_failure(&who, &*panic))?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::sdk::payload::{DESERIALIZATION_ERROR, PANIC};
+
+    fn registry() -> Registry {
+        let mut registry = Registry::new();
+        registry
+            .activity(
+                "Divide",
+                |_ctx: ActivityContext, (a, b): (i64, i64)| async move {
+                    a.checked_div(b)
+                        .ok_or(ActivityError::new("division by zero"))
+                },
+            )
+            .expect("a fresh name")
+            .activity("Explode", |_ctx: ActivityContext, (): ()| async move {
+                if true {
+                    panic!("kaboom");
+                }
+                Ok::<(), ActivityError>(())
+            })
+            .expect("a fresh name")
+            .activity("ExplodeEarly", |_ctx: ActivityContext, (): ()| {
+                // Panics while the future is being built, before any await.
+                let values: Vec<u32> = Vec::new();
+                let first = *values.first().expect("nothing there");
+                async move { Ok::<u32, ActivityError>(first) }
+            })
+            .expect("a fresh name")
+            .activity("Echo", |ctx: ActivityContext, (): ()| async move {
+                let who = format!("{}#{} {}", ctx.instance_id(), ctx.task_id(), ctx.name());
+                Ok::<_, ActivityError>((who, ctx.execution_id().cloned()))
+            })
+            .expect("a fresh name");
+        registry
+    }
+
+    fn invoke(name: &str, input: &str) -> Result<Payload, FailureDetails> {
+        let context = ActivityContext::new(InstanceId::new("i"), 3, name);
+        block_on(invoke_activity(
+            &registry(),
+            context,
+            Some(input.to_string()),
+        ))
+    }
+
+    /// A successful call returns the JSON result; the context describes the call.
+    #[test]
+    fn result_comes_back_as_json() {
+        assert_eq!(invoke("Divide", "[7, 2]"), Ok(Some("3".to_string())));
+        let context = ActivityContext::new(InstanceId::new("i"), 3, "Echo")
+            .with_execution(ExecutionId::new("e"));
+        let echoed = block_on(invoke_activity(&registry(), context, None));
+        assert_eq!(echoed, Ok(Some(r#"["i#3 Echo","e"]"#.to_string())));
+    }
+
+    /// Unknown names, bad input, errors and panics are failures that say which.
+    #[test]
+    fn every_kind_of_trouble_is_a_clear_failure() {
+        let unknown = invoke("Multiply", "[1, 2]").unwrap_err();
+        assert_eq!(unknown.error_type, ACTIVITY_NOT_REGISTERED);
+        assert_eq!(
+            unknown.error_message,
+            "activity 'Multiply' is not registered"
+        );
+
+        let bad_input = invoke("Divide", "\"seven\"").unwrap_err();
+        assert_eq!(bad_input.error_type, DESERIALIZATION_ERROR);
+        assert!(
+            bad_input
+                .error_message
+                .starts_with("the input of activity 'Divide' does not")
+        );
+
+        let error = invoke("Divide", "[1, 0]").unwrap_err();
+        assert_eq!(
+            (error.error_type.as_str(), error.error_message.as_str()),
+            ("ActivityError", "division by zero")
+        );
+
+        let panic = invoke("Explode", "null").unwrap_err();
+        assert_eq!(panic.error_type, PANIC);
+        assert_eq!(panic.error_message, "activity 'Explode' panicked: kaboom");
+        let early = invoke("ExplodeEarly", "null").unwrap_err();
+        assert_eq!(
+            early.error_message,
+            "activity 'ExplodeEarly' panicked: nothing there"
+        );
+    }
+}

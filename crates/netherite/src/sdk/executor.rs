@@ -250,8 +250,8 @@ impl<'r> Replay<'r> {
             }
             EventKind::ExecutionResumed { .. } => self.resume(),
             EventKind::EventRaised(_) => {
-                self.state.borrow_mut().deliver(event);
-                self.poll_if_woken();
+                let waker = self.state.borrow_mut().deliver(event);
+                self.wake_and_poll(waker);
             }
             kind if is_confirmation(kind) => self.confirm(event),
             kind => {
@@ -300,7 +300,7 @@ impl<'r> Replay<'r> {
     fn resolve(&mut self, id: i32, kind: SlotKind, outcome: Result<Payload, FailureDetails>) {
         let resolved = self.state.borrow_mut().resolve(id, kind, outcome);
         match resolved {
-            Ok(()) => self.poll_if_woken(),
+            Ok(waker) => self.wake_and_poll(waker),
             Err(failure) => self.abort(failure),
         }
     }
@@ -326,7 +326,12 @@ impl<'r> Replay<'r> {
         }
     }
 
-    fn poll_if_woken(&mut self) {
+    /// Wakes the task whose slot was just filled (the state is no longer borrowed, so any
+    /// waker may run), then polls the orchestration if the wake reached it.
+    fn wake_and_poll(&mut self, waker: Option<Waker>) {
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         if self.woken.take() {
             self.poll();
         }

@@ -254,7 +254,8 @@ impl ReplayState {
         Ok(())
     }
 
-    /// Fills the slot of action `id` with the outcome of a completion event.
+    /// Fills the slot of action `id` with the outcome of a completion event, and returns the
+    /// waker to wake once the state is no longer borrowed.
     ///
     /// A completion for an action nobody waits for (a duplicate, or one for an action this
     /// execution never had) is ignored. A completion of the wrong kind (a `TaskCompleted` for
@@ -264,16 +265,16 @@ impl ReplayState {
         id: i32,
         kind: SlotKind,
         outcome: Outcome,
-    ) -> Result<(), FailureDetails> {
+    ) -> Result<Option<Waker>, FailureDetails> {
         let Some(&slot) = self.awaited.get(&id) else {
             tracing::debug!(
                 action = id,
                 "Completion for an action nobody waits for; ignored"
             );
-            return Ok(());
+            return Ok(None);
         };
         let Some(entry) = self.slots.get(slot) else {
-            return Ok(());
+            return Ok(None);
         };
         if entry.kind != kind {
             let message = format!(
@@ -283,33 +284,35 @@ impl ReplayState {
             return Err(FailureDetails::new(INVALID_HISTORY, message));
         }
         self.awaited.remove(&id);
-        self.fill(slot, outcome, self.order);
-        Ok(())
+        Ok(self.fill(slot, outcome))
     }
 
-    /// Hands an `EventRaised` to the oldest waiter of its name, or keeps it for later.
-    pub(crate) fn deliver(&mut self, event: &HistoryEvent) {
-        let Some(key) = raised_key(event) else {
-            return;
-        };
+    /// Hands an `EventRaised` to the oldest waiter of its name, or keeps it for later; returns
+    /// the waker to wake.
+    pub(crate) fn deliver(&mut self, event: &HistoryEvent) -> Option<Waker> {
+        let key = raised_key(event)?;
         let waiter = self.waiters.get_mut(&key).and_then(VecDeque::pop_front);
         match waiter {
-            Some(slot) => self.fill(slot, Ok(raised_input(event)), self.order),
-            None => self.buffered.push((self.order, event.clone())),
+            Some(slot) => self.fill(slot, Ok(raised_input(event))),
+            None => {
+                self.buffered.push((self.order, event.clone()));
+                None
+            }
         }
     }
 
-    fn fill(&mut self, slot: usize, outcome: Outcome, order: u64) {
-        let Some(entry) = self.slots.get_mut(slot) else {
-            return;
+    /// Fills a waiting slot, stamped with the current event's position; returns its waker.
+    fn fill(&mut self, slot: usize, outcome: Outcome) -> Option<Waker> {
+        let entry = self.slots.get_mut(slot)?;
+        let SlotState::Waiting(waker) = &mut entry.state else {
+            return None;
         };
-        if let SlotState::Waiting(waker) = &mut entry.state {
-            let waker = waker.take();
-            entry.state = SlotState::Done { outcome, order };
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-        }
+        let waker = waker.take();
+        entry.state = SlotState::Done {
+            outcome,
+            order: self.order,
+        };
+        waker
     }
 
     /// The pending actions in id order, leaving none.
