@@ -11,6 +11,7 @@ use netherite::sdk::{
     ActivityContext, ActivityError, Either, OrchestrationContext, Registry, RetryPolicy, TaskError,
 };
 use netherite_core::model::{ActionKind, EventKind, OrchestrationStatus};
+use proptest::prelude::*;
 use sdk_harness::{Hub, START, id, json, kinds, scheduled};
 use serde_json::json;
 
@@ -705,4 +706,48 @@ fn when_any_picks_the_earliest_completion() {
     hub.start("e", "Earliest", None);
     hub.run_with_timers();
     assert_eq!(hub.instance("e").output, json(json!([1, 10, 30])));
+}
+
+fn fan_out_then_sequence() -> Registry {
+    let mut registry = Registry::new();
+    registry
+        .orchestration("Mixed", |ctx: OrchestrationContext, (): ()| async move {
+            let squares = (1..=5u64).map(|i| ctx.call_activity::<u64>("Square", i));
+            let mut total = join_all(squares)
+                .await
+                .into_iter()
+                .sum::<Result<u64, TaskError>>()?;
+            for i in [6u64, 7] {
+                total += ctx.call_activity::<u64>("Square", i).await?;
+            }
+            Ok::<_, TaskError>(total)
+        })
+        .expect("a fresh name")
+        .activity("Square", |_ctx: ActivityContext, i: u64| async move {
+            Ok::<_, ActivityError>(i * i)
+        })
+        .expect("a fresh name");
+    registry
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever order the activities run in, and however their results are batched into
+    /// episodes, the orchestration computes the same result, and no replay (the hub checks
+    /// after every episode) asks for an action twice.
+    #[test]
+    fn any_result_order_and_batching_gives_the_same_outcome(
+        choices in proptest::collection::vec(any::<u8>(), 1..40)
+    ) {
+        let mut hub = Hub::new(fan_out_then_sequence());
+        hub.start("m", "Mixed", None);
+        hub.run_in_order(&choices);
+
+        let mixed = hub.instance("m");
+        prop_assert_eq!(mixed.status, OrchestrationStatus::Completed);
+        prop_assert_eq!(mixed.output.clone(), json(json!((1..=7u64).map(|i| i * i).sum::<u64>())));
+        let ids: Vec<i32> = scheduled(&mixed.history).into_iter().map(|(id, _)| id).collect();
+        prop_assert_eq!(ids, (0..7).collect::<Vec<_>>());
+    }
 }

@@ -214,6 +214,32 @@ impl Hub {
         panic!("the hub did not settle in {STEPS_MAX} steps");
     }
 
+    /// Like [`run`](Self::run), but `choices` decide each step: an episode, or which queued
+    /// activity runs next. This plays the engine's freedom to run activities in any order and
+    /// to batch several results into one episode.
+    pub(crate) fn run_in_order(&mut self, choices: &[u8]) {
+        for step in 0..STEPS_MAX {
+            let choice = usize::from(
+                choices
+                    .get(step % choices.len().max(1))
+                    .copied()
+                    .unwrap_or(0),
+            );
+            let ready = self.next_ready();
+            let queued = self.activities.len();
+            if queued > 0 && (ready.is_none() || choice % 2 == 0) {
+                let picked = self.activities.remove((choice / 2) % queued);
+                let (instance, execution, request) = picked.expect("index within the queue");
+                self.run_activity(instance, execution, request);
+            } else if let Some(ready) = ready {
+                self.episode(&ready);
+            } else {
+                return;
+            }
+        }
+        panic!("the hub did not settle in {STEPS_MAX} steps");
+    }
+
     /// Like [`run`](Self::run), and whenever all is quiet, moves the clock to the next timer.
     pub(crate) fn run_with_timers(&mut self) {
         for _ in 0..STEPS_MAX {
