@@ -217,7 +217,12 @@ impl OrchestrationContext {
         self.state.borrow_mut().custom_status = None;
     }
 
-    /// A new GUID, the same on every replay (see [`guid`](super::guid) for how it is made).
+    /// A new GUID, the same on every replay.
+    ///
+    /// It is a name-based UUID (RFC 4122 version 5, SHA-1, in the RFC's URL namespace) of
+    /// `"<instance id>_<current time as secs.nanos>_<n>"`, where `n` counts the GUIDs this
+    /// execution drew before. Everything in the name is replayed exactly, so the GUID is too;
+    /// two calls, two instances or two moments give different GUIDs.
     pub fn new_guid(&self) -> String {
         let mut state = self.state.borrow_mut();
         let counter = state.draw_guid();

@@ -65,7 +65,7 @@
 mod activity;
 mod context;
 mod executor;
-pub mod guid;
+mod guid;
 mod payload;
 mod registry;
 mod retry;
