@@ -6,9 +6,9 @@
 //! lock file. The main decisions:
 //!
 //! - **Positional, buffered writes.** A write lands in the page cache with `pwrite`, split at
-//!   segment boundaries; [`flush`](LogDevice::flush) is `fdatasync` of every segment written
-//!   since the last flush, plus an fsync of the directory when a segment file was created.
-//!   Writes are aligned (4 KiB by default) so no two writes share a sector.
+//!   segment boundaries; a flush is `fdatasync` of every segment written since the last
+//!   flush, plus an fsync of the directory when a segment file was created. Writes are
+//!   aligned (4 KiB by default) so no two writes share a sector.
 //! - **The size is recovered, not stored.** It is the end of the highest segment file, so a
 //!   write needs no metadata update; only truncation rewrites the metadata, atomically.
 //! - **A file lock is the ownership fence.** The kernel's exclusive lock on the lock file keeps
@@ -21,7 +21,7 @@
 //!
 //! [`disk_probe`] measures the raw disk (fdatasync rate, sequential bandwidth) with plain
 //! files, so benchmarks can print the ceiling next to their own figures. Feature `testing`
-//! adds [`testing::FileFixture`], which runs the core's conformance suite on temporary
+//! adds `testing::FileFixture`, which runs the core's conformance suite on temporary
 //! directories.
 //!
 //! # Limitations
