@@ -49,7 +49,7 @@ impl CommitLog {
             reason: "called outside a Tokio runtime".into(),
         })?;
         let recovery = recovery::recover(&device, start.0, &config).await?;
-        device.flush().await?;
+        flusher::retry(&config, "flush", || device.flush()).await?;
         tracing::info!(
             log = %config.name,
             start = recovery.start.0,

@@ -13,6 +13,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use super::LogConfig;
 use super::batch::SealedBatch;
 use super::shared::{Shared, Work};
 
@@ -67,13 +68,14 @@ async fn next_work(shared: &Shared) -> Work {
 
 async fn write_durably(shared: &Shared, batch: &SealedBatch) -> Result<(), netherite_core::Error> {
     let device = &shared.device;
-    retry(shared, "write", || device.write(batch.offset, &batch.bytes)).await?;
-    retry(shared, "flush", || device.flush()).await
+    let config = &shared.config;
+    retry(config, "write", || device.write(batch.offset, &batch.bytes)).await?;
+    retry(config, "flush", || device.flush()).await
 }
 
 /// Calls `call` until it succeeds, fails for good, or has failed `attempts_max` times.
-async fn retry<F, Fut>(
-    shared: &Shared,
+pub(crate) async fn retry<F, Fut>(
+    config: &LogConfig,
     operation: &'static str,
     mut call: F,
 ) -> Result<(), netherite_core::Error>
@@ -81,15 +83,21 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), netherite_core::Error>>,
 {
-    let mut delay = shared.config.retry_delay;
+    let mut delay = config.retry_delay;
     let mut attempt = 1;
     loop {
         let error = match call().await {
             Ok(()) => return Ok(()),
-            Err(error) if error.is_retryable() && attempt < shared.config.attempts_max => error,
+            Err(error) if error.is_retryable() && attempt < config.attempts_max => error,
             Err(error) => return Err(error),
         };
-        tracing::warn!(log = %shared.config.name, operation, attempt, %error, "device call failed; retrying");
+        tracing::warn!(
+            log = %config.name,
+            operation,
+            attempt,
+            %error,
+            "device call failed; retrying"
+        );
         if delay.is_zero() {
             tokio::task::yield_now().await;
         } else {

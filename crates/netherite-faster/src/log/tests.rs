@@ -392,6 +392,47 @@ async fn a_leftover_batch_from_an_abandoned_write_never_joins_the_log() {
     assert_eq!(bodies(&log, LogPosition::ZERO).await, expected);
 }
 
+/// A torn batch whose later sectors still hold an older batch, with a record frame at the
+/// very offset where the new batch's next record starts: the old frame's generation gives
+/// it away, so the log ends before the torn batch instead of adopting the old record.
+#[tokio::test]
+async fn an_older_record_behind_a_torn_sector_never_joins_the_log() {
+    let disk = disk();
+    let log = open(&disk, LogPosition::ZERO).await.expect("open");
+    commit(&log, b"kept").await;
+    let tail = log.durable().0;
+    drop(log);
+
+    // Phase: two batches for the same place, from generations 1 and 2, whose second records
+    // start at the same aligned offset (24 + 16 + 88 = 128 bytes in).
+    let batch = |generation: u32, second: &[u8]| {
+        let mut batch = OpenBatch::new(tail, Vec::new());
+        batch.push(
+            generation,
+            &PreparedRecord::new(kind(1), &[generation as u8; 88], 240),
+        );
+        batch.push(generation, &PreparedRecord::new(kind(1), second, 240));
+        batch.seal(generation, tail, ALIGNMENT)
+    };
+    let old = batch(1, b"stale, from the abandoned write");
+    let new = batch(2, b"new");
+
+    // Phase: the crash kept the new batch's first sector part only; the rest is the old one.
+    let mut image = new.bytes[..128].to_vec();
+    image.extend_from_slice(&old.bytes[128..]);
+    let device = disk.open();
+    device.write(tail, &image).await.expect("write");
+    device.flush().await.expect("flush");
+
+    let log = open(&disk, LogPosition::ZERO).await.expect("reopen");
+    assert_eq!(
+        bodies(&log, LogPosition::ZERO).await,
+        vec![b"kept".to_vec()]
+    );
+    assert_eq!(log.recovery().chain_end.0, tail + 128);
+    assert_eq!(log.recovery().tail.0, tail);
+}
+
 /// Truncation frees the front; the log reopens from the truncation point and refuses
 /// positions that are not records or not yet durable.
 #[tokio::test]

@@ -268,3 +268,93 @@ impl Walker {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use netherite_core::device::MemoryDisk;
+
+    use super::*;
+    use crate::log::batch::{OpenBatch, PreparedRecord};
+    use crate::log::format::Fragment;
+
+    const ALIGNMENT: u64 = 512;
+
+    fn record(fragment: Fragment) -> FrameKind {
+        FrameKind::Record(RecordKind::new(1).expect("a user kind"), fragment)
+    }
+
+    /// A frame of generation 1 at `offset`, appended to `image`.
+    fn frame(image: &mut Vec<u8>, kind: FrameKind, body: &[u8]) {
+        let header = Header::new(kind, body.len() as u32, 1);
+        let offset = image.len() as u64;
+        format::put_frame(image, offset, header, body, crc32c::crc32c(body));
+    }
+
+    /// Writes `image` at offset 0 and walks it from there to the end.
+    async fn walk(mut image: Vec<u8>) -> (Vec<Vec<u8>>, ChainEnd) {
+        image.resize(image.len().next_multiple_of(ALIGNMENT as usize), 0);
+        let disk = MemoryDisk::new(ALIGNMENT).expect("a power of two");
+        let device = disk.open();
+        device.write(0, &image).await.expect("write");
+        let mut walker = Walker::new(Arc::new(device), 0, 1);
+        let mut bodies = Vec::new();
+        loop {
+            match walker.next(image.len() as u64).await.expect("reads") {
+                Step::Record(record) => bodies.push(record.body),
+                Step::Limit => panic!("every image here ends in a bad frame"),
+                Step::End(end) => return (bodies, end),
+            }
+        }
+    }
+
+    /// Only a new batch may follow the padding that closed a batch.
+    #[tokio::test]
+    async fn a_record_after_padding_ends_the_chain() {
+        let mut batch = OpenBatch::new(0, Vec::new());
+        batch.push(
+            1,
+            &PreparedRecord::new(RecordKind::new(1).expect("kind"), b"a", 240),
+        );
+        let mut image = batch.seal(1, 0, ALIGNMENT).bytes;
+        frame(
+            &mut image,
+            record(Fragment::Whole),
+            b"no batch header before me",
+        );
+
+        let (bodies, end) = walk(image).await;
+        assert_eq!(bodies, vec![b"a".to_vec()]);
+        assert_eq!(end.at, ALIGNMENT);
+        assert_eq!(
+            end.reason,
+            "a frame after the padding that closed its batch"
+        );
+    }
+
+    /// Fragments must come first, middle..., last: a stray middle or a second start ends it.
+    #[tokio::test]
+    async fn fragments_out_of_order_end_the_chain() {
+        let mut image = format::batch_header(0, 1, 0);
+        frame(&mut image, record(Fragment::Middle), b"orphan");
+        let (bodies, end) = walk(image).await;
+        assert!(bodies.is_empty());
+        assert_eq!(end.reason, "a fragment without the start of its record");
+
+        let mut image = format::batch_header(0, 1, 0);
+        frame(&mut image, record(Fragment::First), b"begun");
+        frame(&mut image, record(Fragment::Whole), b"interloper");
+        let (bodies, end) = walk(image).await;
+        assert!(bodies.is_empty());
+        assert_eq!(end.reason, "a record starting inside another record");
+    }
+
+    /// A batch header cannot vouch for bytes after itself.
+    #[tokio::test]
+    async fn a_batch_header_claiming_its_own_future_ends_the_chain() {
+        let (_, end) = walk(format::batch_header(0, 1, 4096)).await;
+        assert_eq!(
+            (end.at, end.reason),
+            (0, "a batch header that claims durability past itself")
+        );
+    }
+}
