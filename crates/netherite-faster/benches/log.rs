@@ -31,6 +31,8 @@ struct Workload {
     appenders: usize,
     /// Records each appender keeps in flight before it waits for the oldest to be durable.
     window: usize,
+    /// The log's `buffer_bytes_max`: room for the batch in flight and the one filling.
+    buffer_bytes_max: u64,
 }
 
 const WORKLOADS: [Workload; 4] = [
@@ -38,21 +40,25 @@ const WORKLOADS: [Workload; 4] = [
         record_bytes: 100,
         appenders: 64,
         window: 64,
+        buffer_bytes_max: 8 << 20,
     },
     Workload {
         record_bytes: 200,
         appenders: 64,
         window: 64,
+        buffer_bytes_max: 8 << 20,
     },
     Workload {
         record_bytes: 1 << 10,
         appenders: 64,
         window: 32,
+        buffer_bytes_max: 8 << 20,
     },
     Workload {
         record_bytes: 64 << 10,
         appenders: 16,
-        window: 8,
+        window: 32,
+        buffer_bytes_max: 64 << 20,
     },
 ];
 
@@ -168,11 +174,7 @@ fn probe_options(quick: bool) -> ProbeOptions {
 
 fn config(workload: Workload) -> LogConfig {
     LogConfig {
-        buffer_bytes_max: if workload.record_bytes >= 64 << 10 {
-            32 << 20
-        } else {
-            8 << 20
-        },
+        buffer_bytes_max: workload.buffer_bytes_max,
         ..LogConfig::named("bench commit log")
     }
 }
