@@ -32,18 +32,18 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         let take = if pipeline.written.is_empty() {
             next_work(&shared).await
         } else {
-            shared.take_work()
+            shared.take_work(false)
         };
         let outcome = match take {
             Take::Stopped => return,
-            Take::Sealed if pipeline.written.is_empty() => {
+            Take::Sealed => {
                 shared
                     .progress
                     .send_modify(|progress| progress.closed = true);
                 tracing::info!(log = %shared.config.name, "commit log closed");
                 return;
             }
-            Take::Nothing | Take::Sealed => pipeline.flush().await,
+            Take::Nothing => pipeline.flush().await,
             Take::Batch(batch) => pipeline.advance(batch).await,
         };
         if let Err(error) = outcome {
@@ -58,13 +58,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Waits until there is something to do.
+/// Waits until there is something to do; called when everything written is durable.
 async fn next_work(shared: &Shared) -> Take {
     loop {
         let work = shared.work.notified();
         tokio::pin!(work);
         work.as_mut().enable();
-        match shared.take_work() {
+        match shared.take_work(true) {
             Take::Nothing => work.await,
             take => return take,
         }

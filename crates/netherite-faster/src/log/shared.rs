@@ -56,7 +56,7 @@ pub(crate) enum Take {
     Batch(SealedBatch),
     /// Nothing was appended since the last batch.
     Nothing,
-    /// The closing seal was taken already: nothing more will come.
+    /// The closing seal was taken and is durable: nothing more will come.
     Sealed,
     /// The log has stopped.
     Stopped,
@@ -100,13 +100,14 @@ impl Shared {
     }
 
     /// Takes the next batch for the flusher: the open one when it holds records, or the
-    /// closing seal when the log is closing and nothing is left.
-    pub(crate) fn take_work(&self) -> Take {
+    /// closing seal when the log is closing, nothing is left, and everything written is
+    /// durable (`all_durable`), so that the seal vouches for every batch before it.
+    pub(crate) fn take_work(&self, all_durable: bool) -> Take {
         let mut state = self.lock();
         if state.failure.is_some() {
             return Take::Stopped;
         }
-        if state.open.is_empty() && !state.closing {
+        if state.open.is_empty() && (!state.closing || !all_durable) {
             return Take::Nothing;
         }
         if state.open.is_empty() && state.sealed {
