@@ -23,6 +23,8 @@ const PAGE: usize = 4096;
 const PAGE_SLOTS: u64 = 1024;
 const CHUNK: usize = 1 << 20;
 const SEQUENTIAL_CHUNKS: u64 = 16;
+/// How many times each probe runs for the table.
+const PROBE_ROUNDS: usize = 3;
 
 fn main() {
     let temp = tempfile::tempdir().expect("a temporary directory");
@@ -43,7 +45,8 @@ fn main() {
     criterion.final_summary();
 }
 
-/// Both probes on the same directory, printed as one table.
+/// Both probes on the same directory, alternating, printed as one table of medians (a shared
+/// disk is noisy; alternating spreads the noise over both columns alike).
 fn print_side_by_side(root: &Path, runtime: &Runtime, quick: bool) {
     let options = if quick {
         ProbeOptions {
@@ -54,19 +57,25 @@ fn print_side_by_side(root: &Path, runtime: &Runtime, quick: bool) {
     } else {
         ProbeOptions::default()
     };
-    let raw = disk_probe(root, &options).expect("the raw disk probe");
-    let dir = root.join("probe-device");
-    let device = runtime.block_on(async {
-        let device = FileDevice::open(&dir, FileDeviceOptions::default())
-            .await
-            .expect("open");
-        probe_device(&device, &options)
-            .await
-            .expect("the device probe")
-    });
-    std::fs::remove_dir_all(&dir).expect("remove the probe device");
+    let (mut raw, mut device) = (Vec::new(), Vec::new());
+    for round in 0..PROBE_ROUNDS {
+        raw.push(disk_probe(root, &options).expect("the raw disk probe"));
+        let dir = root.join(format!("probe-device-{round}"));
+        device.push(runtime.block_on(async {
+            let device = FileDevice::open(&dir, FileDeviceOptions::default())
+                .await
+                .expect("open");
+            probe_device(&device, &options)
+                .await
+                .expect("the device probe")
+        }));
+        std::fs::remove_dir_all(&dir).expect("remove the probe device");
+    }
 
-    println!("disk under {}", root.display());
+    println!(
+        "disk under {}, median of {PROBE_ROUNDS} alternating rounds",
+        root.display()
+    );
     println!(
         "  {:<12} {:>10} {:>10} {:>12}",
         "", "syncs/s", "mean ms", "seq MiB/s"
@@ -76,14 +85,20 @@ fn print_side_by_side(root: &Path, runtime: &Runtime, quick: bool) {
     println!();
 }
 
-fn print_row(name: &str, probe: &DiskProbe) {
+fn print_row(name: &str, probes: &[DiskProbe]) {
     println!(
         "  {:<12} {:>10.0} {:>10.3} {:>12.1}",
         name,
-        probe.sync_rounds_per_sec,
-        probe.sync_round_mean.as_secs_f64() * 1e3,
-        probe.sequential_bytes_per_sec / f64::from(1 << 20),
+        median(probes, |p| p.sync_rounds_per_sec),
+        median(probes, |p| p.sync_round_mean.as_secs_f64() * 1e3),
+        median(probes, |p| p.sequential_bytes_per_sec / f64::from(1 << 20)),
     );
+}
+
+fn median(probes: &[DiskProbe], field: impl Fn(&DiskProbe) -> f64) -> f64 {
+    let mut values: Vec<f64> = probes.iter().map(field).collect();
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn configure(group: &mut BenchmarkGroup<'_, WallTime>, bytes: u64) {

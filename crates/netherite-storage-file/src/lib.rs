@@ -6,9 +6,9 @@
 //! lock file. The main decisions:
 //!
 //! - **Positional, buffered writes.** A write lands in the page cache with `pwrite`, split at
-//!   segment boundaries; [`flush`](LogDevice::flush) is `fdatasync` of every segment written
-//!   since the last flush, plus an fsync of the directory when a segment file was created.
-//!   Writes are aligned (4 KiB by default) so no two writes share a sector.
+//!   segment boundaries; a flush is `fdatasync` of every segment written since the last
+//!   flush, plus an fsync of the directory when a segment file was created. Writes are
+//!   aligned (4 KiB by default) so no two writes share a sector.
 //! - **The size is recovered, not stored.** It is the end of the highest segment file, so a
 //!   write needs no metadata update; only truncation rewrites the metadata, atomically.
 //! - **A file lock is the ownership fence.** The kernel's exclusive lock on the lock file keeps
@@ -20,7 +20,21 @@
 //!   also logged with the path. See [`Error`].
 //!
 //! [`disk_probe`] measures the raw disk (fdatasync rate, sequential bandwidth) with plain
-//! files, so benchmarks can print the ceiling next to their own figures.
+//! files, so benchmarks can print the ceiling next to their own figures. Feature `testing`
+//! adds `testing::FileFixture`, which runs the core's conformance suite on temporary
+//! directories.
+//!
+//! # Limitations
+//!
+//! - One file handle stays open per segment touched between the truncation point and the end,
+//!   so a device that keeps more than about a thousand segments (64 GiB at the default size)
+//!   alive needs a higher open-file limit.
+//! - Writes go through the page cache (no `O_DIRECT`): a flush writes back what the kernel
+//!   holds, and the bytes are copied once into it.
+//! - On a copy-on-write file system (btrfs, ZFS) even truncation needs free blocks, so a full
+//!   disk there needs an operator to make room.
+//! - Durability across a power cut rests on `fdatasync` and the disk honouring it; the tests
+//!   can kill processes but cannot cut the power.
 //!
 //! [`LogDevice`]: netherite_core::device::LogDevice
 

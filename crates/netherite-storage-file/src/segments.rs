@@ -35,6 +35,8 @@ pub(crate) struct Segments {
 #[derive(Debug, Default)]
 struct State {
     /// Open handles, by segment index; opened on first use.
+    // TODO: close idle handles (least recently used first) when a device keeps more segments
+    // alive than the process may open files; at the default size that is past 64 GiB.
     files: BTreeMap<u64, Arc<File>>,
     /// Segments written since the last flush took them.
     dirty: BTreeSet<u64>,

@@ -9,6 +9,7 @@ use netherite_storage_file::testing::FileFixture;
 async fn default_layout_conforms() {
     let report = conformance::run(|| FileFixture::temporary(Default::default()).unwrap()).await;
     assert!(report.skipped().is_empty(), "{report}");
+    println!("{report}");
 }
 
 /// Every rule holds when each 4 KiB page is a segment of its own, so that every multi-page
