@@ -7,8 +7,10 @@
 //! `FileDevice`, each keeping a window of records in flight and waiting for every record to
 //! be durable. Criterion times each size. The summary at the end gives records/s and MiB/s
 //! (payload, and bytes the device wrote) over all timed iterations, against the disk's best
-//! sequential figures of before and after; it is also written to `commit-log-summary.md` in
-//! criterion's output directory.
+//! sequential figures of before and after. Last, because the disk's speed drifts with what
+//! else the machine does, the 64 KiB log and the synced 8 MiB chunks take turns for a few
+//! rounds and their medians are compared. The summary is also written to
+//! `commit-log-summary.md` in criterion's output directory.
 //!
 //! The directory is a temporary one; set `NETHERITE_BENCH_DIR` to measure another disk.
 //! `--test` (as `cargo test --benches` passes) runs everything once, small.
@@ -91,10 +93,9 @@ impl std::fmt::Display for SyncedChunks {
     }
 }
 
-/// Times `write + fdatasync` of 8 MiB chunks on a plain file under `root`.
-fn synced_chunks(root: &Path, quick: bool) -> SyncedChunks {
+/// Times `write + fdatasync` of `chunks` 8 MiB chunks on a plain file under `root`.
+fn synced_chunks(root: &Path, chunks: u64) -> SyncedChunks {
     let chunk_bytes = 8 << 20;
-    let chunks: u64 = if quick { 1 } else { 64 };
     let path = root.join("synced-chunks.raw");
     let file = std::fs::File::create(&path).expect("a scratch file");
     let chunk = vec![0x5a; chunk_bytes];
@@ -112,6 +113,76 @@ fn synced_chunks(root: &Path, quick: bool) -> SyncedChunks {
         total_bytes,
         bytes_per_sec: total_bytes as f64 / elapsed,
     }
+}
+
+/// The 64 KiB-record log against synced 8 MiB chunks, measured in alternating rounds.
+struct Alternation {
+    rounds: usize,
+    bytes_per_round: u64,
+    raw: f64,
+    log: f64,
+}
+
+impl std::fmt::Display for Alternation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = f64::from(1 << 20);
+        write!(
+            f,
+            "64 KiB records, durable, taking turns with the raw disk ({} rounds of {} MiB \
+             each, medians): log {:.1} MiB/s on the device, raw synced 8 MiB chunks {:.1} \
+             MiB/s: {:.0}%",
+            self.rounds,
+            self.bytes_per_round >> 20,
+            self.log / mib,
+            self.raw / mib,
+            100.0 * self.log / self.raw
+        )
+    }
+}
+
+/// Runs the 64 KiB workload and the raw synced chunks in turns, so both see the same disk
+/// (its speed drifts with what else the machine does); returns the medians.
+fn alternate_large(runtime: &Runtime, root: &Path, quick: bool) -> Alternation {
+    let workload = WORKLOADS[3];
+    let (rounds, chunks) = if quick { (1, 1) } else { (5, 32) };
+    let bytes_per_round = chunks * (8 << 20);
+    let records = bytes_per_round / workload.record_bytes as u64;
+    let (mut raw, mut log) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        raw.push(synced_chunks(root, chunks).bytes_per_sec);
+        log.push(log_round(runtime, root, workload, records));
+    }
+    Alternation {
+        rounds,
+        bytes_per_round,
+        raw: median(raw),
+        log: median(log),
+    }
+}
+
+/// One fresh log writing `records` records durably; returns device bytes per second.
+fn log_round(runtime: &Runtime, root: &Path, workload: Workload, records: u64) -> f64 {
+    let dir = root.join("alternating-log");
+    let rate = runtime.block_on(async {
+        let device = FileDevice::open(&dir, FileDeviceOptions::default())
+            .await
+            .expect("open the file device");
+        let log = CommitLog::open(Arc::new(device), LogPosition::ZERO, config(workload))
+            .await
+            .expect("open the log");
+        let log = Arc::new(log);
+        let elapsed = append_durably(&log, workload, records).await;
+        let bytes = log.durable().0;
+        log.release().await.expect("release");
+        bytes as f64 / elapsed.as_secs_f64()
+    });
+    std::fs::remove_dir_all(&dir).expect("remove the log directory");
+    rate
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// What the timed iterations of one workload added up to.
@@ -136,7 +207,7 @@ fn main() {
     // The disk is measured before and after: on a shared machine its figures drift.
     let before = disk_probe(&root, &probe_options(quick)).expect("the raw disk probe");
     println!("disk under {} (before): {before}", root.display());
-    let chunked_before = synced_chunks(&root, quick);
+    let chunked_before = synced_chunks(&root, if quick { 1 } else { 64 });
     println!("  {chunked_before}\n");
 
     let mut criterion = Criterion::default().configure_from_args();
@@ -149,12 +220,14 @@ fn main() {
 
     let after = disk_probe(&root, &probe_options(quick)).expect("the raw disk probe");
     println!("disk under {} (after): {after}", root.display());
-    let chunked_after = synced_chunks(&root, quick);
+    let chunked_after = synced_chunks(&root, if quick { 1 } else { 64 });
     let disk = Disk {
         probes: [before, after],
         chunked: [chunked_before, chunked_after],
     };
-    let summary = summary(&disk, &rows);
+    let alternation = alternate_large(&runtime, &root, quick);
+    let mut summary = summary(&disk, &rows);
+    let _ = writeln!(summary, "\n{alternation}");
     println!("\n{summary}");
     record(&summary);
 }

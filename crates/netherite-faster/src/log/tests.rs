@@ -682,8 +682,16 @@ async fn a_released_log_stops_and_tells_its_waiters() {
 
     log.release().await.expect("release");
     assert!(matches!(pending.wait().await, Err(Error::Stopped(_))));
-    assert!(matches!(log.append(kind(1), b"late").await, Err(Error::Stopped(_))));
+    assert!(matches!(
+        log.append(kind(1), b"late").await,
+        Err(Error::Stopped(_))
+    ));
 
-    let log = open(&disk, LogPosition::ZERO).await.expect("a new owner opens at once");
-    assert_eq!(bodies(&log, LogPosition::ZERO).await, vec![b"kept".to_vec()]);
+    let log = open(&disk, LogPosition::ZERO)
+        .await
+        .expect("a new owner opens at once");
+    assert_eq!(
+        bodies(&log, LogPosition::ZERO).await,
+        vec![b"kept".to_vec()]
+    );
 }
