@@ -128,24 +128,8 @@ impl<'i, 'a> Episode<'i, 'a> {
         if task.name.is_empty() {
             return Err("ScheduleTask names no activity".into());
         }
-        self.confirm(
-            id,
-            EventKind::TaskScheduled(TaskScheduled {
-                name: task.name.clone(),
-                version: task.version.clone(),
-                input: task.input.clone(),
-                parent_trace_context: task.parent_trace_context.clone(),
-                tags: task.tags.clone(),
-            }),
-        );
-        self.out.activities.push(ActivityRequest {
-            task_id: id,
-            name: task.name.clone(),
-            version: task.version.clone(),
-            input: task.input.clone(),
-            tags: task.tags.clone(),
-            parent_trace_context: task.parent_trace_context.clone(),
-        });
+        self.confirm(id, EventKind::TaskScheduled(TaskScheduled::from(task)));
+        self.out.activities.push(ActivityRequest::new(id, task));
         Ok(())
     }
 

@@ -72,7 +72,7 @@ mod tests;
 use crate::ids::{ExecutionId, IdGen, InstanceId};
 use crate::model::{
     EventKind, ExecutionCompleted, FailureDetails, HistoryEvent, OrchestrationStatus,
-    OrchestratorAction, Payload, Tags, TaskMessage, TraceContext,
+    OrchestratorAction, Payload, ScheduleTask, Tags, TaskMessage, TraceContext,
 };
 use crate::time::Timestamp;
 
@@ -115,6 +115,20 @@ pub struct ActivityRequest {
     pub tags: Tags,
     /// Trace context of the scheduling span.
     pub parent_trace_context: Option<TraceContext>,
+}
+
+impl ActivityRequest {
+    /// The request for the activity that the `ScheduleTask` action `task_id` asks for.
+    pub fn new(task_id: i32, task: &ScheduleTask) -> ActivityRequest {
+        ActivityRequest {
+            task_id,
+            name: task.name.clone(),
+            version: task.version.clone(),
+            input: task.input.clone(),
+            tags: task.tags.clone(),
+            parent_trace_context: task.parent_trace_context.clone(),
+        }
+    }
 }
 
 /// A durable timer to arm; when due, `TimerFired{timer_id, fire_at}` goes to the instance.

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     EntityLockRequested, EntityOperationCalled, EntityOperationSignaled, EntityUnlockSent,
-    FailureDetails, HistoryEvent, OrchestrationStatus, Payload, Tags, TraceContext,
+    FailureDetails, HistoryEvent, OrchestrationStatus, Payload, Tags, TaskScheduled, TraceContext,
 };
 use crate::ids::{ExecutionId, InstanceId};
 use crate::time::Timestamp;
@@ -32,6 +32,19 @@ pub struct ScheduleTask {
     pub tags: Tags,
     /// Trace context of the scheduling span.
     pub parent_trace_context: Option<TraceContext>,
+}
+
+impl From<&ScheduleTask> for TaskScheduled {
+    /// The confirmation of a `ScheduleTask` action: the same activity, recorded in history.
+    fn from(task: &ScheduleTask) -> TaskScheduled {
+        TaskScheduled {
+            name: task.name.clone(),
+            version: task.version.clone(),
+            input: task.input.clone(),
+            parent_trace_context: task.parent_trace_context.clone(),
+            tags: task.tags.clone(),
+        }
+    }
 }
 
 /// Start a sub-orchestration.

@@ -70,7 +70,7 @@ impl PartitionState {
             );
             return;
         };
-        let task_scheduled_id = activity.task_id;
+        let task_scheduled_id = activity.request.task_id;
         let kind = match &done.result {
             Ok(result) => EventKind::TaskCompleted(TaskCompleted {
                 task_scheduled_id,
@@ -255,12 +255,7 @@ impl PartitionState {
             activity: ActivityId(self.next_work()),
             instance: id.clone(),
             execution: execution.clone(),
-            task_id: request.task_id,
-            name: request.name,
-            version: request.version,
-            input: request.input,
-            tags: request.tags,
-            parent_trace_context: request.parent_trace_context,
+            request,
         };
         self.activities.insert(activity.clone());
         step.effects.push(Effect::StartActivity(activity));

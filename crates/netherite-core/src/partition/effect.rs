@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::event::{ActivityId, EpisodeNumber};
 use super::response::ClientResponse;
+use crate::episode::ActivityRequest;
 use crate::ids::{ClientId, CommitPosition, ExecutionId, InstanceId, PartitionId, RequestSeq};
-use crate::model::{HistoryEvent, Payload, Tags, TaskMessage, TraceContext};
+use crate::model::{HistoryEvent, Payload, TaskMessage};
 use crate::time::Timestamp;
 
 /// One thing for the engine to do.
@@ -62,7 +63,7 @@ pub struct StartEntityBatch {
     pub operations: Vec<HistoryEvent>,
 }
 
-/// An activity to run.
+/// An activity to run: which orchestration asked for it, and what its action asked for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartActivity {
     /// The id the completion must name.
@@ -71,18 +72,8 @@ pub struct StartActivity {
     pub instance: InstanceId,
     /// The execution that scheduled it; results for another execution are dropped.
     pub execution: ExecutionId,
-    /// The `ScheduleTask` action's id.
-    pub task_id: i32,
-    /// The activity's name.
-    pub name: String,
-    /// Its version.
-    pub version: Option<String>,
-    /// Its input.
-    pub input: Payload,
-    /// Its tags.
-    pub tags: Tags,
-    /// Trace context of the scheduling span.
-    pub parent_trace_context: Option<TraceContext>,
+    /// The activity as its `ScheduleTask` action asked for it (`task_id` is the action's id).
+    pub request: ActivityRequest,
 }
 
 /// Messages for another partition, stamped so the receiver can drop duplicates.

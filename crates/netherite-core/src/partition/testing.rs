@@ -225,9 +225,9 @@ impl SimWorker {
     pub fn answer_activity(&mut self, pick: usize, succeed: bool) -> Option<UpdateKind> {
         let activity = take(&mut self.activities, pick)?;
         let result = if succeed {
-            Ok(Some(format!("\"{}\"", activity.name)))
+            Ok(Some(format!("\"{}\"", activity.request.name)))
         } else {
-            Err(FailureDetails::new("ActivityError", activity.name))
+            Err(FailureDetails::new("ActivityError", activity.request.name))
         };
         Some(UpdateKind::ActivityCompleted(ActivityCompleted {
             activity: activity.activity,
