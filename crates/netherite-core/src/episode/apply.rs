@@ -376,16 +376,22 @@ fn entity_route(
     }
 }
 
-/// A lock request goes to the entity at its position in the (normalized) lock set.
+/// A lock request goes to the entity at its position in the normalized lock set.
+///
+/// Every section must lock its entities in one global order, or two sections can deadlock.
+/// Workers send the set sorted, but sorted by the names they wrote; after the names are
+/// lowercased that order may no longer hold, so the set is sorted (and deduplicated) again.
 fn lock_route(
     request: &EntityLockRequested,
     instance: &InstanceId,
 ) -> Result<(InstanceId, EventKind), Problem> {
-    let lock_set = request
+    let mut lock_set = request
         .lock_set
         .iter()
         .map(|member| canonical_entity(member, "entity lock request"))
         .collect::<Result<Vec<_>, _>>()?;
+    lock_set.sort();
+    lock_set.dedup();
     let target = usize::try_from(request.position)
         .ok()
         .and_then(|position| lock_set.get(position))

@@ -22,8 +22,10 @@
 //! - *send event*: `EventSent`; `EventRaised` to the target (to one execution if named).
 //! - *terminate*: no history event; `ExecutionTerminated{reason, recurse}` to the target.
 //! - *entity signal, call, lock request, unlock*: the event as the worker wrote it; the
-//!   message to the entity (a lock request to `lock_set[position]`). In the message the
-//!   target is dropped and this instance is named as the caller, lock owner or releaser.
+//!   message to the entity (a lock request to `lock_set[position]`, its lock set normalized:
+//!   names lowercased, sorted, deduplicated, so every section locks in one order). In the
+//!   message the target is dropped and this instance is named as the caller, lock owner or
+//!   releaser.
 //! - *complete*: `ExecutionCompleted`, placed after every other confirmation.
 //! - *continue as new*: `ExecutionCompleted(ContinuedAsNew)`, placed last; a [`NextExecution`].
 //! - *rewind*: no history event; the history is replaced by the one the worker kept.

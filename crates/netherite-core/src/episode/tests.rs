@@ -478,6 +478,34 @@ fn entity_messages_keep_history_verbatim_and_name_the_sender() {
     assert_eq!(outcome.messages, expected_messages);
 }
 
+/// A lock set is normalized before it travels: names lowercased, then sorted and deduplicated
+/// again, so every section locks in the same order even when a worker's own order differs.
+#[test]
+fn lock_set_travels_sorted_after_normalizing() {
+    let story = Story::first_episode();
+    let unsorted = EntityLockRequested {
+        lock_set: vec![id("@B@x"), id("@a@y"), id("@b@x")],
+        ..lock_request()
+    };
+    let outcome = story.apply(vec![entity_action(
+        0,
+        EntityMessage::LockRequest(unsorted.clone()),
+    )]);
+
+    let sent = EntityLockRequested {
+        lock_set: vec![id("@a@y"), id("@b@x")],
+        parent_instance_id: Some(id("orch")),
+        ..unsorted.clone()
+    };
+    let event = HistoryEvent::new(now(), EventKind::EntityLockRequested(sent));
+    assert_eq!(
+        outcome.messages,
+        [TaskMessage::to_instance(id("@a@y"), event)]
+    );
+    let recorded = HistoryEvent::confirming(0, now(), EventKind::EntityLockRequested(unsorted));
+    assert_eq!(confirmations(&story, &outcome), [recorded]);
+}
+
 // --- completion -----------------------------------------------------------------------------
 
 /// A completion ends the execution; its `ExecutionCompleted` comes after every other
