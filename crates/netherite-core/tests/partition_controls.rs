@@ -139,6 +139,42 @@ fn suspension_holds_events_until_resumed() {
     assert_eq!(driver.status("a"), Some(OrchestrationStatus::Running));
 }
 
+/// A suspension that arrives while suspended is not held back past the resume that follows
+/// it: suspend, suspend, resume leaves the instance running.
+#[test]
+fn repeated_suspension_does_not_outlive_the_resume() {
+    let mut driver = Driver::new(0, 1, 1);
+    let first = episode(&driver.request(CLIENT, 1, create("a")));
+    finish(&mut driver, &first, Vec::new());
+    let instance = || InstanceId::new("a");
+    let suspend = || ClientRequest::Suspend {
+        instance: instance(),
+        reason: None,
+    };
+    let resume = ClientRequest::Resume {
+        instance: instance(),
+        reason: None,
+    };
+
+    // Phase 1: suspended.
+    let start = episode(&driver.request(CLIENT, 2, suspend()));
+    finish(&mut driver, &start, Vec::new());
+    assert_eq!(driver.status("a"), Some(OrchestrationStatus::Suspended));
+
+    // Phase 2: suspended again, then resumed; both controls reach the worker in order.
+    let start = episode(&driver.request(CLIENT, 3, suspend()));
+    assert_eq!(kinds(&start.new_events), [14, 21]);
+    assert_eq!(
+        driver.request(CLIENT, 4, resume).len(),
+        1,
+        "only the answer"
+    );
+    let next = episode(&finish(&mut driver, &start, Vec::new()));
+    assert_eq!(kinds(&next.new_events), [14, 22]);
+    finish(&mut driver, &next, Vec::new());
+    assert_eq!(driver.status("a"), Some(OrchestrationStatus::Running));
+}
+
 /// An instance whose start is only scheduled is terminated in place; its start, when due,
 /// is dropped.
 #[test]
