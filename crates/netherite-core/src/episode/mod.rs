@@ -42,9 +42,10 @@
 //! **Continue as new.** The execution is replaced by a new one with a fresh execution id. Its
 //! `ExecutionStarted` keeps the name, the parent and the trace context, takes the result as its
 //! input, the new version if one was given and the new tags if any were given. The carried-over
-//! events go with it. Actions after the continue-as-new are ignored: workers may leave stale
-//! ones behind, and the old execution has nothing left to do with them. The status is
-//! `Running`; `ContinuedAsNew` is never reported as an end state.
+//! events go with it; they must be `EventRaised` (the external events the old execution never
+//! consumed), anything else makes the answer invalid. Actions after the continue-as-new are
+//! ignored: workers may leave stale ones behind, and the old execution has nothing left to do
+//! with them. The status is `Running`; `ContinuedAsNew` is never reported as an end state.
 //!
 //! **Status.** `Pending` while no `ExecutionStarted` has been seen, `Suspended` after an
 //! `ExecutionSuspended` not yet followed by an `ExecutionResumed`, the completion's status once

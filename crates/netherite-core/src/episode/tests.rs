@@ -832,6 +832,30 @@ fn completion_with_running_status_fails_the_execution() {
     assert_rejected(&story, vec![action(7, pending)], "Pending");
 }
 
+/// Only raised events carry over into a new execution: an `ExecutionCompleted` (which would
+/// end it at once) or a confirmation (with an action id of the old execution) is refused.
+#[test]
+fn carryover_of_anything_but_raised_events_fails_the_execution() {
+    let story = Story::first_episode();
+    let ended = EventKind::ExecutionCompleted(ExecutionCompleted {
+        status: OrchestrationStatus::Completed,
+        result: None,
+        failure: None,
+    });
+    let timer = EventKind::TimerCreated(TimerCreated { fire_at: at(9) });
+    for (kind, number) in [(ended, "4"), (timer, "12")] {
+        let continue_as_new = CompleteOrchestration {
+            carryover_events: vec![event(950, kind)],
+            ..complete_action(OrchestrationStatus::ContinuedAsNew)
+        };
+        let actions = vec![action(
+            0,
+            ActionKind::CompleteOrchestration(continue_as_new),
+        )];
+        assert_rejected(&story, actions, &format!("event of kind {number}"));
+    }
+}
+
 /// Two actions with one id, a negative id, and an id already confirmed in history are refused.
 #[test]
 fn reused_or_negative_ids_fail_the_execution() {
