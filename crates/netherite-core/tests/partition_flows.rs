@@ -448,6 +448,23 @@ fn duplicate_requests_and_redeliveries_are_dropped() {
     assert_eq!(node.state, before);
 }
 
+/// A client with several requests in flight may see them arrive out of order: each is
+/// applied once, and a retry of either is still recognised.
+#[test]
+fn requests_of_one_client_arriving_out_of_order_each_apply() {
+    let mut node = Node::new(0, 1);
+    node.request(2, create("b"));
+    let late = node.request(1, create("a"));
+
+    assert_eq!(node.status("a"), Some(OrchestrationStatus::Pending));
+    assert_eq!(node.status("b"), Some(OrchestrationStatus::Pending));
+    let snapshot = node.state.clone();
+    let retry = node.request(1, create("a"));
+    assert_eq!(retry, late[..1].to_vec(), "the kept answer, nothing else");
+    assert_eq!(node.request(2, create("b")).len(), 1);
+    assert!(node.state.eq_except_progress(&snapshot));
+}
+
 /// A second create of a running instance is rejected; a terminal one is replaced only when
 /// its status is listed as replaceable.
 #[test]

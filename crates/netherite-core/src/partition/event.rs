@@ -141,7 +141,8 @@ pub struct ClientRequestEvent {
     pub input: InputPosition,
     /// Who asks.
     pub client: ClientId,
-    /// The client's sequence number for this request; a retry reuses it.
+    /// The client's sequence number for this request; a retry reuses it. Requests may arrive
+    /// out of order, by less than [`super::CLIENT_SEQ_LAG_MAX`].
     pub seq: RequestSeq,
     /// What is asked.
     pub request: ClientRequest,

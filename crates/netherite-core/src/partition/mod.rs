@@ -109,6 +109,7 @@ mod waits;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, trace};
 
+pub use dedup::CLIENT_SEQ_LAG_MAX;
 pub use effect::{
     Effect, RespondToClient, SendMessages, StartActivity, StartEntityBatch, StartEpisode,
 };
