@@ -360,6 +360,46 @@ fn misaddressed_requests_are_rejected() {
     assert_eq!(driver.state.stats().instances_by_status, Vec::new());
 }
 
+/// An entity's queue is bounded like an inbox: past `inbox_events_max` queued operations, a
+/// client's signal is rejected by name and changes nothing.
+#[test]
+fn entity_queue_is_bounded_for_client_signals() {
+    let limits = Limits {
+        inbox_events_max: 2,
+        ..Limits::default()
+    };
+    let mut driver = Driver::with_limits(0, 1, 1, limits);
+    let signal = |request_id: &str| {
+        ClientRequest::SignalEntity(SignalEntity {
+            entity: InstanceId::new("@counter@a"),
+            operation: "add".into(),
+            input: None,
+            request_id: request_id.into(),
+            scheduled_time: None,
+        })
+    };
+    driver.request(CLIENT, 1, signal("r1"));
+    driver.request(CLIENT, 2, signal("r2"));
+
+    let effects = driver.request(CLIENT, 3, signal("r3"));
+    assert!(matches!(
+        answer(&effects),
+        ClientResponse::Rejected(Rejection::LimitExceeded { limit, max: 2 }) if limit == "inbox_events_max"
+    ));
+    let read = ReadEvent::QueryEntities(EntityQuery {
+        include_transient: true,
+        ..EntityQuery::default()
+    });
+    let ReadResult::Entities(page) = driver.state.read(&read) else {
+        panic!("an entity page");
+    };
+    assert_eq!(page.entities.len(), 1);
+    assert_eq!(
+        page.entities[0].backlog, 2,
+        "the third signal was not queued"
+    );
+}
+
 /// A signal runs as an entity batch; the committed state is what `GetEntity` and
 /// `QueryEntities` report; a second signal waits for the batch in flight. Entity names are
 /// case-insensitive: `@Counter@a` and `@counter@a` are one entity.

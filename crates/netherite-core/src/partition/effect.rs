@@ -29,7 +29,8 @@ pub enum Effect {
         /// When.
         due: Timestamp,
     },
-    /// Send a batch to another partition once `after` is durable.
+    /// Send a batch to another partition once `after` is durable, after every earlier batch
+    /// for the same destination (see [`SendMessages`]).
     SendMessages(SendMessages),
     /// Answer a client once `after` is durable.
     RespondToClient(RespondToClient),
@@ -77,6 +78,13 @@ pub struct StartActivity {
 }
 
 /// Messages for another partition, stamped so the receiver can drop duplicates.
+///
+/// The receiver takes a batch only if its stamp (`origin_position`, `sub_position`) is above
+/// the last one it took from this origin. So the engine delivers an origin's batches for one
+/// destination in the order they were produced: one send at a time per destination, each
+/// retried until it succeeds before the next goes out, and after recovery the resent outbox
+/// before anything new. A batch that overtook an earlier one would make the receiver drop
+/// the earlier one as a duplicate, and its messages would be lost.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendMessages {
     /// Send only once this position is durable.

@@ -14,6 +14,8 @@
 //!
 //!  effects:      StartEpisode, StartEntityBatch, StartActivity    run at once
 //!                SendMessages, RespondToClient                    once `after` is durable
+//!                                                                 (batches per destination
+//!                                                                 in order)
 //!                ArmTimer                                         log TimersFired at `due`
 //! ```
 //!
@@ -141,7 +143,8 @@ pub struct Limits {
     pub episode_events_max: usize,
     /// Operations given to one entity batch.
     pub entity_batch_max: usize,
-    /// Inbox events of one instance beyond which a client's `RaiseEvent` is rejected.
+    /// Inbox events of one instance (queued operations of one entity) beyond which a
+    /// client's `RaiseEvent` (`SignalEntity`) is rejected.
     pub inbox_events_max: usize,
     /// Pending client waits.
     pub waiters_max: usize,
@@ -190,7 +193,11 @@ impl Limits {
 }
 
 /// Which partition this is, of how many, and its limits.
+///
+/// A configuration is checked where it enters: by [`PartitionState::new`], and when a
+/// checkpoint is loaded (a stored configuration that breaks a rule does not deserialize).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedConfig")]
 pub struct PartitionConfig {
     /// This partition.
     pub partition: PartitionId,
@@ -198,6 +205,48 @@ pub struct PartitionConfig {
     pub partition_count: u32,
     /// The bounds kept.
     pub limits: Limits,
+}
+
+/// A [`PartitionConfig`] as stored, before its rules are checked.
+#[derive(Deserialize)]
+struct UncheckedConfig {
+    partition: PartitionId,
+    partition_count: u32,
+    limits: Limits,
+}
+
+impl TryFrom<UncheckedConfig> for PartitionConfig {
+    type Error = Error;
+
+    fn try_from(unchecked: UncheckedConfig) -> Result<PartitionConfig, Error> {
+        let config = PartitionConfig {
+            partition: unchecked.partition,
+            partition_count: unchecked.partition_count,
+            limits: unchecked.limits,
+        };
+        config.check()?;
+        Ok(config)
+    }
+}
+
+impl PartitionConfig {
+    /// Fails if there are no partitions, `partition` is not one of them, or a limit is zero.
+    fn check(&self) -> Result<(), Error> {
+        let invalid = |reason: String| Error::InvalidArgument {
+            operation: "partition config",
+            reason,
+        };
+        if self.partition.0 >= self.partition_count {
+            let (p, count) = (self.partition.0, self.partition_count);
+            return Err(invalid(format!(
+                "partition {p} is not below the partition count {count}"
+            )));
+        }
+        if let Some(name) = self.limits.first_zero() {
+            return Err(invalid(format!("limit {name} must be at least 1")));
+        }
+        Ok(())
+    }
 }
 
 /// Where the partition is in its log and its input stream.
@@ -230,19 +279,7 @@ impl PartitionState {
     ///
     /// Fails if there are no partitions, `partition` is not one of them, or a limit is zero.
     pub fn new(config: PartitionConfig) -> Result<PartitionState, Error> {
-        let invalid = |reason: String| Error::InvalidArgument {
-            operation: "PartitionState::new",
-            reason,
-        };
-        if config.partition.0 >= config.partition_count {
-            let (p, count) = (config.partition.0, config.partition_count);
-            return Err(invalid(format!(
-                "partition {p} is not below the partition count {count}"
-            )));
-        }
-        if let Some(name) = config.limits.first_zero() {
-            return Err(invalid(format!("limit {name} must be at least 1")));
-        }
+        config.check()?;
         Ok(PartitionState {
             config,
             progress: Progress::default(),
