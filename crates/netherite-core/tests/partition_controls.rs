@@ -382,10 +382,12 @@ fn entity_queue_is_bounded_for_client_signals() {
     driver.request(CLIENT, 2, signal("r2"));
 
     let effects = driver.request(CLIENT, 3, signal("r3"));
-    assert!(matches!(
+    let refused = matches!(
         answer(&effects),
-        ClientResponse::Rejected(Rejection::LimitExceeded { limit, max: 2 }) if limit == "inbox_events_max"
-    ));
+        ClientResponse::Rejected(Rejection::LimitExceeded { limit, max: 2 })
+            if limit == "inbox_events_max"
+    );
+    assert!(refused);
     let read = ReadEvent::QueryEntities(EntityQuery {
         include_transient: true,
         ..EntityQuery::default()

@@ -19,6 +19,13 @@ pub struct OrchestratorAction {
     pub kind: ActionKind,
 }
 
+impl OrchestratorAction {
+    /// The action numbered `id` that asks for `kind`.
+    pub fn new(id: i32, kind: ActionKind) -> OrchestratorAction {
+        OrchestratorAction { id, kind }
+    }
+}
+
 /// Schedule an activity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleTask {
@@ -32,6 +39,19 @@ pub struct ScheduleTask {
     pub tags: Tags,
     /// Trace context of the scheduling span.
     pub parent_trace_context: Option<TraceContext>,
+}
+
+impl ScheduleTask {
+    /// The activity `name`, with no version, input, tags or trace context.
+    pub fn new(name: impl Into<String>) -> ScheduleTask {
+        ScheduleTask {
+            name: name.into(),
+            version: None,
+            input: None,
+            tags: Tags::new(),
+            parent_trace_context: None,
+        }
+    }
 }
 
 impl From<&ScheduleTask> for TaskScheduled {
@@ -64,6 +84,21 @@ pub struct CreateSubOrchestration {
     pub tags: Tags,
 }
 
+impl CreateSubOrchestration {
+    /// The child `instance_id` running orchestration `name`, with no version, input, tags or
+    /// trace context.
+    pub fn new(instance_id: InstanceId, name: impl Into<String>) -> CreateSubOrchestration {
+        CreateSubOrchestration {
+            instance_id,
+            name: name.into(),
+            version: None,
+            input: None,
+            parent_trace_context: None,
+            tags: Tags::new(),
+        }
+    }
+}
+
 /// Send an event to another instance.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendEvent {
@@ -94,6 +129,22 @@ pub struct CompleteOrchestration {
     pub failure: Option<FailureDetails>,
     /// Tags for the new execution when continuing as new.
     pub tags: Tags,
+}
+
+impl CompleteOrchestration {
+    /// An end (or a continue-as-new) with `status` and `result`, and nothing else: no details,
+    /// failure, carried-over events, new version or tags.
+    pub fn new(status: OrchestrationStatus, result: Payload) -> CompleteOrchestration {
+        CompleteOrchestration {
+            status,
+            result,
+            details: None,
+            new_version: None,
+            carryover_events: Vec::new(),
+            failure: None,
+            tags: Tags::new(),
+        }
+    }
 }
 
 /// Terminate another instance.
