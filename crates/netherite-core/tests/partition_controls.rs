@@ -1,7 +1,6 @@
 //! Client controls of the partition state machine: suspend and resume, terminate, waits,
 //! purges, rewind, entity signals, queries, and requests sent to the wrong partition.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use netherite_core::ids::{ClientId, InstanceId, PartitionId};
@@ -22,15 +21,8 @@ const CLIENT: ClientId = ClientId(1);
 
 fn create_at(id: &str, scheduled_start: Option<Timestamp>) -> ClientRequest {
     ClientRequest::Create(CreateInstance {
-        instance: InstanceId::new(id),
-        name: "Flow".into(),
-        version: None,
-        input: None,
-        tags: BTreeMap::new(),
         scheduled_start,
-        execution: None,
-        replaceable: Vec::new(),
-        parent_trace_context: None,
+        ..CreateInstance::new(InstanceId::new(id), "Flow")
     })
 }
 
@@ -66,31 +58,17 @@ fn answer(effects: &[Effect]) -> ClientResponse {
 
 fn finish(driver: &mut Driver, start: &StartEpisode, kinds: Vec<ActionKind>) -> Vec<Effect> {
     let next = start.past_events.len() as i32 + 10;
-    let actions = (next..).zip(kinds);
-    let done = EpisodeCompleted {
-        instance: start.instance.clone(),
-        execution: start.execution.clone(),
-        episode: start.episode,
-        actions: actions
-            .map(|(id, kind)| OrchestratorAction { id, kind })
-            .collect(),
-        custom_status: None,
-    };
+    let actions = (next..)
+        .zip(kinds)
+        .map(|(id, kind)| OrchestratorAction::new(id, kind));
+    let done = EpisodeCompleted::answering(start, actions.collect());
     driver.apply(netherite_core::partition::UpdateKind::EpisodeCompleted(
         done,
     ))
 }
 
 fn end(status: OrchestrationStatus) -> ActionKind {
-    ActionKind::CompleteOrchestration(CompleteOrchestration {
-        status,
-        result: None,
-        details: None,
-        new_version: None,
-        carryover_events: Vec::new(),
-        failure: None,
-        tags: BTreeMap::new(),
-    })
+    ActionKind::CompleteOrchestration(CompleteOrchestration::new(status, None))
 }
 
 fn kinds(events: &[HistoryEvent]) -> Vec<u32> {

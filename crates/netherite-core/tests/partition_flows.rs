@@ -73,7 +73,7 @@ impl Node {
     fn complete(&mut self, id: &str, episode: u64, actions: Vec<ActionKind>) -> Vec<Effect> {
         let actions = (0..).zip(actions);
         let actions = actions
-            .map(|(id, kind)| OrchestratorAction { id, kind })
+            .map(|(id, kind)| OrchestratorAction::new(id, kind))
             .collect();
         self.complete_numbered(id, episode, actions)
     }
@@ -122,15 +122,9 @@ fn execution(id: &str) -> ExecutionId {
 
 fn create(id: &str) -> ClientRequest {
     ClientRequest::Create(CreateInstance {
-        instance: InstanceId::new(id),
-        name: "Hello".into(),
-        version: None,
         input: Some("\"in\"".into()),
-        tags: BTreeMap::new(),
-        scheduled_start: None,
         execution: Some(execution(id)),
-        replaceable: Vec::new(),
-        parent_trace_context: None,
+        ..CreateInstance::new(InstanceId::new(id), "Hello")
     })
 }
 
@@ -155,25 +149,12 @@ fn orchestrator_started(at: Timestamp) -> HistoryEvent {
 }
 
 fn schedule(name: &str) -> ActionKind {
-    ActionKind::ScheduleTask(ScheduleTask {
-        name: name.into(),
-        version: None,
-        input: None,
-        tags: BTreeMap::new(),
-        parent_trace_context: None,
-    })
+    ActionKind::ScheduleTask(ScheduleTask::new(name))
 }
 
 fn complete_with(output: &str) -> ActionKind {
-    ActionKind::CompleteOrchestration(CompleteOrchestration {
-        status: OrchestrationStatus::Completed,
-        result: Some(output.into()),
-        details: None,
-        new_version: None,
-        carryover_events: Vec::new(),
-        failure: None,
-        tags: BTreeMap::new(),
-    })
+    let complete = CompleteOrchestration::new(OrchestrationStatus::Completed, Some(output.into()));
+    ActionKind::CompleteOrchestration(complete)
 }
 
 fn responses(effects: &[Effect]) -> Vec<&RespondToClient> {

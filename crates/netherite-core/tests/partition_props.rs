@@ -399,7 +399,7 @@ fn check_exactly_once(cluster: &Cluster, plan: &Plan) -> Result<(), TestCaseErro
             .filter(|e| e.kind.protocol_number() == number)
             .count()
     };
-    for (i, (p, q, counters)) in plan.senders.iter().enumerate() {
+    for (i, (p, q, _)) in plan.senders.iter().enumerate() {
         let (status, history) = cluster
             .instance(&cluster::sender(i, *p))
             .expect("sender exists");
@@ -417,7 +417,6 @@ fn check_exactly_once(cluster: &Cluster, plan: &Plan) -> Result<(), TestCaseErro
             status,
             netherite_core::model::OrchestrationStatus::Completed
         );
-        let _ = counters;
     }
 
     let (_, history) = cluster

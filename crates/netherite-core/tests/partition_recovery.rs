@@ -19,17 +19,7 @@ use netherite_core::partition::{
 const CLIENT: ClientId = ClientId(3);
 
 fn create(id: &str) -> ClientRequest {
-    ClientRequest::Create(CreateInstance {
-        instance: InstanceId::new(id),
-        name: "Flow".into(),
-        version: None,
-        input: None,
-        tags: BTreeMap::new(),
-        scheduled_start: None,
-        execution: None,
-        replaceable: Vec::new(),
-        parent_trace_context: None,
-    })
+    ClientRequest::Create(CreateInstance::new(InstanceId::new(id), "Flow"))
 }
 
 fn episodes(effects: &[Effect]) -> Vec<StartEpisode> {
@@ -41,37 +31,19 @@ fn episodes(effects: &[Effect]) -> Vec<StartEpisode> {
 }
 
 fn finish(start: &StartEpisode, kinds: Vec<ActionKind>) -> UpdateKind {
-    let actions = (0..).zip(kinds);
-    UpdateKind::EpisodeCompleted(EpisodeCompleted {
-        instance: start.instance.clone(),
-        execution: start.execution.clone(),
-        episode: start.episode,
-        actions: actions
-            .map(|(id, kind)| OrchestratorAction { id, kind })
-            .collect(),
-        custom_status: None,
-    })
+    let actions = (0..)
+        .zip(kinds)
+        .map(|(id, kind)| OrchestratorAction::new(id, kind));
+    UpdateKind::EpisodeCompleted(EpisodeCompleted::answering(start, actions.collect()))
 }
 
 fn schedule() -> ActionKind {
-    ActionKind::ScheduleTask(ScheduleTask {
-        name: "Work".into(),
-        version: None,
-        input: None,
-        tags: BTreeMap::new(),
-        parent_trace_context: None,
-    })
+    ActionKind::ScheduleTask(ScheduleTask::new("Work"))
 }
 
 fn child(id: &str) -> ActionKind {
-    ActionKind::CreateSubOrchestration(CreateSubOrchestration {
-        instance_id: InstanceId::new(id),
-        name: "Child".into(),
-        version: None,
-        input: None,
-        parent_trace_context: None,
-        tags: BTreeMap::new(),
-    })
+    let child = CreateSubOrchestration::new(InstanceId::new(id), "Child");
+    ActionKind::CreateSubOrchestration(child)
 }
 
 /// Recovery re-issues everything that may have been lost on the way out: the episode in

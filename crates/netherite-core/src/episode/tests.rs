@@ -100,39 +100,26 @@ impl Story {
 }
 
 fn action(id: i32, kind: ActionKind) -> OrchestratorAction {
-    OrchestratorAction { id, kind }
+    OrchestratorAction::new(id, kind)
 }
 
 fn complete(status: OrchestrationStatus, result: &str) -> ActionKind {
-    ActionKind::CompleteOrchestration(CompleteOrchestration {
-        status,
-        result: Some(result.into()),
-        details: None,
-        new_version: None,
-        carryover_events: Vec::new(),
-        failure: None,
-        tags: Tags::new(),
-    })
+    let complete = CompleteOrchestration::new(status, Some(result.into()));
+    ActionKind::CompleteOrchestration(complete)
 }
 
 fn schedule(name: &str) -> ActionKind {
     ActionKind::ScheduleTask(ScheduleTask {
-        name: name.into(),
-        version: None,
         input: Some("1".into()),
-        tags: Tags::new(),
-        parent_trace_context: None,
+        ..ScheduleTask::new(name)
     })
 }
 
 fn sub_orchestration(instance: &str) -> ActionKind {
     ActionKind::CreateSubOrchestration(CreateSubOrchestration {
-        instance_id: id(instance),
-        name: "Child".into(),
         version: Some("2".into()),
         input: Some("\"child-in\"".into()),
-        parent_trace_context: None,
-        tags: Tags::new(),
+        ..CreateSubOrchestration::new(id(instance), "Child")
     })
 }
 
@@ -615,15 +602,7 @@ fn terminated_child_reports_a_made_up_failure() {
 }
 
 fn complete_action(status: OrchestrationStatus) -> CompleteOrchestration {
-    CompleteOrchestration {
-        status,
-        result: None,
-        details: None,
-        new_version: None,
-        carryover_events: Vec::new(),
-        failure: None,
-        tags: Tags::new(),
-    }
+    CompleteOrchestration::new(status, None)
 }
 
 // --- continue-as-new ------------------------------------------------------------------------
