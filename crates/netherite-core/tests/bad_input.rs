@@ -13,7 +13,7 @@ use netherite_core::model::{
     EntityOperationSignaled, EventKind, EventRaised, ExecutionStarted, HistoryEvent,
     OrchestrationStatus, OrchestratorAction, ScheduleTask, SendEvent, TaskMessage,
 };
-use netherite_core::partition::testing::Driver;
+use netherite_core::partition::testing::{Driver, answers, episodes};
 use netherite_core::partition::{
     ClientRequest, ClientRequestEvent, ClientResponse, CreateInstance, Effect, EpisodeCompleted,
     Limits, PartitionConfig, PartitionState, Rejection, SendMessages, SignalEntity, StartEpisode,
@@ -208,25 +208,10 @@ fn create(id: &str) -> ClientRequest {
     ClientRequest::Create(CreateInstance::new(InstanceId::new(id), "Hostile"))
 }
 
-fn episodes(effects: &[Effect]) -> Vec<StartEpisode> {
-    let started = effects.iter().filter_map(|e| match e {
-        Effect::StartEpisode(start) => Some(start.clone()),
-        _ => None,
-    });
-    started.collect()
-}
-
 /// The only answer to a client in `effects`.
 fn answer(effects: &[Effect]) -> ClientResponse {
-    let answers: Vec<_> = effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::RespondToClient(r) => Some(r.response.clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(answers.len(), 1, "one answer in {effects:?}");
-    answers[0].clone()
+    let [answer] = answers(effects).try_into().expect("one answer");
+    answer
 }
 
 /// Answers the episode `start` with `actions`, numbered as given.

@@ -9,7 +9,7 @@ use netherite_core::model::{
     OrchestratorAction,
 };
 use netherite_core::partition::index::{InstanceFilter, PageRequest};
-use netherite_core::partition::testing::Driver;
+use netherite_core::partition::testing::{Driver, answers, episodes};
 use netherite_core::partition::{
     ClientRequest, ClientResponse, CreateInstance, Effect, EntityBatchCompleted, EntityQuery,
     EpisodeCompleted, Limits, ReadEvent, ReadResult, Rejection, SignalEntity, StartEntityBatch,
@@ -32,28 +32,14 @@ fn create(id: &str) -> ClientRequest {
 
 /// The only episode started by `effects`.
 fn episode(effects: &[Effect]) -> StartEpisode {
-    let started: Vec<_> = effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::StartEpisode(s) => Some(s.clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(started.len(), 1, "expected one episode in {effects:?}");
-    started[0].clone()
+    let [start] = episodes(effects).try_into().expect("one episode");
+    start
 }
 
 /// The only answer in `effects`.
 fn answer(effects: &[Effect]) -> ClientResponse {
-    let answers: Vec<_> = effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::RespondToClient(r) => Some(r.response.clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(answers.len(), 1, "expected one answer in {effects:?}");
-    answers[0].clone()
+    let [answer] = answers(effects).try_into().expect("one answer");
+    answer
 }
 
 fn finish(driver: &mut Driver, start: &StartEpisode, kinds: Vec<ActionKind>) -> Vec<Effect> {

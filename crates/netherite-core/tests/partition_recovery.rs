@@ -10,7 +10,7 @@ use netherite_core::model::{
     OrchestratorAction, ScheduleTask,
 };
 use netherite_core::partition::index::{InstanceFilter, PageRequest};
-use netherite_core::partition::testing::{Driver, SimWorker};
+use netherite_core::partition::testing::{Driver, SimWorker, episodes};
 use netherite_core::partition::{
     ActivityCompleted, ClientRequest, CreateInstance, Effect, EpisodeCompleted, EpisodeNumber,
     OutboxConfirmed, PartitionState, ReadEvent, StartEpisode, UpdateKind,
@@ -20,14 +20,6 @@ const CLIENT: ClientId = ClientId(3);
 
 fn create(id: &str) -> ClientRequest {
     ClientRequest::Create(CreateInstance::new(InstanceId::new(id), "Flow"))
-}
-
-fn episodes(effects: &[Effect]) -> Vec<StartEpisode> {
-    let started = effects.iter().filter_map(|e| match e {
-        Effect::StartEpisode(s) => Some(s.clone()),
-        _ => None,
-    });
-    started.collect()
 }
 
 fn finish(start: &StartEpisode, kinds: Vec<ActionKind>) -> UpdateKind {

@@ -11,9 +11,9 @@
 use std::time::Duration;
 
 use super::{
-    ActivityCompleted, ClientRequest, ClientRequestEvent, Effect, EntityBatchAbandoned,
-    EntityBatchCompleted, EpisodeAbandoned, EpisodeCompleted, InstanceView, Limits,
-    PartitionConfig, PartitionState, ReadEvent, ReadResult, RespondToClient, SendMessages,
+    ActivityCompleted, ClientRequest, ClientRequestEvent, ClientResponse, Effect,
+    EntityBatchAbandoned, EntityBatchCompleted, EpisodeAbandoned, EpisodeCompleted, InstanceView,
+    Limits, PartitionConfig, PartitionState, ReadEvent, ReadResult, RespondToClient, SendMessages,
     StartActivity, StartEntityBatch, StartEpisode, UpdateEvent, UpdateKind,
 };
 use crate::entity::{EntityBatchResult, OperationResult};
@@ -149,6 +149,24 @@ impl Driver {
     pub fn advance(&mut self, by: Duration) {
         self.now = self.now.saturating_add(by);
     }
+}
+
+/// The episodes `effects` start, in order.
+pub fn episodes(effects: &[Effect]) -> Vec<StartEpisode> {
+    let started = effects.iter().filter_map(|effect| match effect {
+        Effect::StartEpisode(start) => Some(start.clone()),
+        _ => None,
+    });
+    started.collect()
+}
+
+/// The answers to clients among `effects`, in order.
+pub fn answers(effects: &[Effect]) -> Vec<ClientResponse> {
+    let answered = effects.iter().filter_map(|effect| match effect {
+        Effect::RespondToClient(answer) => Some(answer.response.clone()),
+        _ => None,
+    });
+    answered.collect()
 }
 
 /// Simulated workers: the work handed out and not yet answered, and what came back to
