@@ -574,29 +574,56 @@ fn recursive_terminate_reaches_a_hundred_deep_chain() {
     }
 }
 
-/// A configuration that breaks a rule is refused where it enters: by `PartitionState::new`,
-/// and when a stored one is loaded (a checkpoint cannot smuggle in zero partitions).
+/// A configuration that breaks a rule is refused where it enters, by `PartitionState::new`
+/// with the rule named, and when a stored one is loaded: a checkpoint cannot smuggle in zero
+/// partitions, a zero limit or a page larger than the index serves.
 #[test]
 fn broken_configuration_is_refused_where_it_enters() {
-    let broken = PartitionConfig {
+    let good = PartitionConfig {
         partition: PartitionId(0),
-        partition_count: 0,
+        partition_count: 1,
         limits: Limits::default(),
     };
-    assert!(matches!(
-        PartitionState::new(broken.clone()),
-        Err(Error::InvalidArgument { .. })
-    ));
-    let fixed = PartitionConfig {
-        partition_count: 1,
-        ..broken.clone()
+    let with_limits = |limits| PartitionConfig {
+        limits,
+        ..good.clone()
     };
+    let broken = [
+        (
+            PartitionConfig {
+                partition_count: 0,
+                ..good.clone()
+            },
+            "partition count 0",
+        ),
+        (
+            with_limits(Limits {
+                waiters_max: 0,
+                ..Limits::default()
+            }),
+            "waiters_max",
+        ),
+        (
+            with_limits(Limits {
+                query_page_max: 1_001,
+                ..Limits::default()
+            }),
+            "query_page_max",
+        ),
+    ];
     let load = |config: &PartitionConfig| {
         let stored = postcard::to_stdvec(config).expect("serializes");
         postcard::from_bytes::<PartitionConfig>(&stored)
     };
-    assert_eq!(load(&fixed).ok(), Some(fixed));
-    assert!(load(&broken).is_err());
+
+    assert_eq!(load(&good).ok(), Some(good.clone()));
+    for (config, rule) in broken {
+        let error = PartitionState::new(config.clone()).expect_err("refused");
+        let named =
+            matches!(&error, Error::InvalidArgument { reason, .. } if reason.contains(rule));
+        assert!(named, "{error}");
+        assert!(load(&config).is_err(), "{rule}");
+    }
 }
 
 /// A batch stamped by a partition outside the task hub is dropped: it neither creates an

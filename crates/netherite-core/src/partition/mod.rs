@@ -152,9 +152,10 @@ pub struct Limits {
     pub clients_max: usize,
     /// Answers kept per client for retries.
     pub client_responses_max: usize,
-    /// Instances deleted by one `PurgeByFilter` request.
+    /// Instances deleted by one `PurgeByFilter` request; at most [`index::PAGE_SIZE_MAX`].
     pub purge_batch_max: usize,
-    /// Results in one page of a query (and the page size when none is asked for).
+    /// Results in one page of a query (and the page size when none is asked for); at most
+    /// [`index::PAGE_SIZE_MAX`].
     pub query_page_max: usize,
 }
 
@@ -174,6 +175,18 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The name of the first limit an index page cannot serve: more than one page holds.
+    fn first_past_page(&self) -> Option<&'static str> {
+        let paged = [
+            ("purge_batch_max", self.purge_batch_max),
+            ("query_page_max", self.query_page_max),
+        ];
+        paged
+            .into_iter()
+            .find(|(_, value)| *value > index::PAGE_SIZE_MAX)
+            .map(|(name, _)| name)
+    }
+
     /// The name of the first limit set to zero, which would stall the partition.
     fn first_zero(&self) -> Option<&'static str> {
         let all = [
@@ -230,7 +243,8 @@ impl TryFrom<UncheckedConfig> for PartitionConfig {
 }
 
 impl PartitionConfig {
-    /// Fails if there are no partitions, `partition` is not one of them, or a limit is zero.
+    /// Fails if there are no partitions, `partition` is not one of them, a limit is zero, or
+    /// a paged limit is past what one index page holds.
     fn check(&self) -> Result<(), Error> {
         let invalid = |reason: String| Error::InvalidArgument {
             operation: "partition config",
@@ -244,6 +258,10 @@ impl PartitionConfig {
         }
         if let Some(name) = self.limits.first_zero() {
             return Err(invalid(format!("limit {name} must be at least 1")));
+        }
+        if let Some(name) = self.limits.first_past_page() {
+            let max = index::PAGE_SIZE_MAX;
+            return Err(invalid(format!("limit {name} must be at most {max}")));
         }
         Ok(())
     }
@@ -277,7 +295,8 @@ pub struct PartitionState {
 impl PartitionState {
     /// An empty partition.
     ///
-    /// Fails if there are no partitions, `partition` is not one of them, or a limit is zero.
+    /// Fails if the configuration breaks a rule: no partitions, `partition` not one of them,
+    /// a limit of zero, or a paged limit past one index page.
     pub fn new(config: PartitionConfig) -> Result<PartitionState, Error> {
         config.check()?;
         Ok(PartitionState {
