@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use netherite_core::episode::ActivityRequest;
 use netherite_core::ids::{ClientId, CommitPosition, ExecutionId, InputPosition, InstanceId};
 use netherite_core::ids::{PartitionId, RequestSeq};
 use netherite_core::model::{
@@ -213,14 +212,12 @@ fn activity_round_trip_drives_the_next_episode() {
         activity: ActivityId(1),
         instance: InstanceId::new("a"),
         execution: execution("a"),
-        request: ActivityRequest {
-            task_id: 0,
-            name: "Greet".into(),
-            version: None,
-            input: None,
-            tags: BTreeMap::new(),
-            parent_trace_context: None,
-        },
+        task_id: 0,
+        name: "Greet".into(),
+        version: None,
+        input: None,
+        tags: BTreeMap::new(),
+        parent_trace_context: None,
     };
     assert_eq!(effects, vec![Effect::StartActivity(activity)]);
     assert_eq!(node.status("a"), Some(OrchestrationStatus::Running));

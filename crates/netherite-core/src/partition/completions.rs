@@ -70,7 +70,7 @@ impl PartitionState {
             );
             return;
         };
-        let task_scheduled_id = activity.request.task_id;
+        let task_scheduled_id = activity.task_id;
         let kind = match &done.result {
             Ok(result) => EventKind::TaskCompleted(TaskCompleted {
                 task_scheduled_id,
@@ -251,12 +251,8 @@ impl PartitionState {
         execution: &ExecutionId,
         request: ActivityRequest,
     ) {
-        let activity = StartActivity {
-            activity: ActivityId(self.next_work()),
-            instance: id.clone(),
-            execution: execution.clone(),
-            request,
-        };
+        let number = ActivityId(self.next_work());
+        let activity = StartActivity::new(number, id.clone(), execution.clone(), request);
         self.activities.insert(activity.clone());
         step.effects.push(Effect::StartActivity(activity));
     }

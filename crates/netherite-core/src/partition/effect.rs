@@ -12,7 +12,7 @@ use super::event::{ActivityId, EpisodeNumber};
 use super::response::ClientResponse;
 use crate::episode::ActivityRequest;
 use crate::ids::{ClientId, CommitPosition, ExecutionId, InstanceId, PartitionId, RequestSeq};
-use crate::model::{HistoryEvent, Payload, TaskMessage};
+use crate::model::{HistoryEvent, Payload, Tags, TaskMessage, TraceContext};
 use crate::time::Timestamp;
 
 /// One thing for the engine to do.
@@ -64,7 +64,8 @@ pub struct StartEntityBatch {
     pub operations: Vec<HistoryEvent>,
 }
 
-/// An activity to run: which orchestration asked for it, and what its action asked for.
+/// An activity to run: which orchestration asked for it, and the [`ActivityRequest`] its
+/// action made, field for field (engines read and move the fields directly).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartActivity {
     /// The id the completion must name.
@@ -73,8 +74,40 @@ pub struct StartActivity {
     pub instance: InstanceId,
     /// The execution that scheduled it; results for another execution are dropped.
     pub execution: ExecutionId,
-    /// The activity as its `ScheduleTask` action asked for it (`task_id` is the action's id).
-    pub request: ActivityRequest,
+    /// The `ScheduleTask` action's id.
+    pub task_id: i32,
+    /// The activity's name.
+    pub name: String,
+    /// Its version.
+    pub version: Option<String>,
+    /// Its input.
+    pub input: Payload,
+    /// Its tags.
+    pub tags: Tags,
+    /// Trace context of the scheduling span.
+    pub parent_trace_context: Option<TraceContext>,
+}
+
+impl StartActivity {
+    /// The activity `request` of `instance` (in `execution`), under the id `activity`.
+    pub fn new(
+        activity: ActivityId,
+        instance: InstanceId,
+        execution: ExecutionId,
+        request: ActivityRequest,
+    ) -> StartActivity {
+        StartActivity {
+            activity,
+            instance,
+            execution,
+            task_id: request.task_id,
+            name: request.name,
+            version: request.version,
+            input: request.input,
+            tags: request.tags,
+            parent_trace_context: request.parent_trace_context,
+        }
+    }
 }
 
 /// Messages for another partition, stamped so the receiver can drop duplicates.

@@ -242,9 +242,9 @@ impl SimWorker {
     pub fn answer_activity(&mut self, pick: usize, succeed: bool) -> Option<UpdateKind> {
         let activity = take(&mut self.activities, pick)?;
         let result = if succeed {
-            Ok(Some(format!("\"{}\"", activity.request.name)))
+            Ok(Some(format!("\"{}\"", activity.name)))
         } else {
-            Err(FailureDetails::new("ActivityError", activity.request.name))
+            Err(FailureDetails::new("ActivityError", activity.name))
         };
         Some(UpdateKind::ActivityCompleted(ActivityCompleted {
             activity: activity.activity,
