@@ -123,7 +123,7 @@ impl Dedup {
             kept: VecDeque::new(),
         };
         self.clients.insert(client, record);
-        self.forget_beyond(clients_max);
+        self.forget_beyond(clients_max, client);
         Freshness::New
     }
 
@@ -138,12 +138,15 @@ impl Dedup {
         }
     }
 
-    /// Forgets the least recently seen clients until at most `max` remain.
-    fn forget_beyond(&mut self, max: usize) {
+    /// Forgets the least recently seen clients until at most `max` remain, never `newest`:
+    /// event times come from whichever node owns the partition and may step back after a
+    /// move, and the client that just arrived must still get its answer kept.
+    fn forget_beyond(&mut self, max: usize, newest: ClientId) {
         while self.clients.len() > max {
             let oldest = self
                 .clients
                 .iter()
+                .filter(|(id, _)| **id != newest)
                 .min_by_key(|(id, r)| (r.last_seen, **id));
             let Some((&id, _)) = oldest else {
                 return;
@@ -298,5 +301,21 @@ mod tests {
 
         let forgotten = dedup.accept_request(ClientId(2), RequestSeq(1), Timestamp::EPOCH, 2);
         assert_eq!(forgotten, Freshness::New);
+    }
+
+    /// A clock that stepped back (the partition moved to a node whose clock is behind) does
+    /// not make the newest client the one forgotten.
+    #[test]
+    fn newest_client_is_kept_even_with_an_older_time() {
+        let mut dedup = Dedup::default();
+        for client in [1, 2] {
+            let now = Timestamp::new(100, 0);
+            dedup.accept_request(ClientId(client), RequestSeq(1), now, 2);
+        }
+        let earlier = Timestamp::new(50, 0);
+        dedup.accept_request(ClientId(3), RequestSeq(1), earlier, 2);
+
+        let retry = dedup.accept_request(ClientId(3), RequestSeq(1), earlier, 2);
+        assert_eq!(retry, Freshness::Seen);
     }
 }
