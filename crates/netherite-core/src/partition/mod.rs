@@ -25,8 +25,10 @@
 //!   checkpoint (a serialized [`PartitionState`]) gives back the live state exactly.
 //! - **Idempotent.** An event at or below the last applied commit position is a no-op; an
 //!   input event at or below the recorded input position is a redelivery; batches from other
-//!   partitions are deduplicated by their origin stamp and client requests by their sequence
-//!   number. Commit positions must increase but need not be dense.
+//!   partitions are deduplicated by their origin stamp (so an origin's batches for one
+//!   destination arrive in order) and client requests by their sequence number (which may
+//!   arrive out of order, by less than [`CLIENT_SEQ_LAG_MAX`]). Commit positions must
+//!   increase but need not be dense.
 //! - **Never fails on logged input.** A logged event that cannot be used (a stale completion,
 //!   a message for a missing instance, a malformed request) is dropped or answered with a
 //!   typed [`Rejection`]; panicking or erroring would stop the partition on every replay.
