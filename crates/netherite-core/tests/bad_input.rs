@@ -10,14 +10,14 @@ use netherite_core::ids::{ClientId, CommitPosition, ExecutionId, InputPosition, 
 use netherite_core::ids::{PartitionId, RequestSeq};
 use netherite_core::model::{
     ActionKind, CompleteOrchestration, CreateSubOrchestration, EntityMessage,
-    EntityOperationSignaled, EventKind, EventRaised, ExecutionStarted, HistoryEvent,
-    OrchestrationStatus, OrchestratorAction, ScheduleTask, SendEvent, TaskMessage,
+    EntityOperationSignaled, EventKind, EventRaised, ExecutionStarted, FailureDetails,
+    HistoryEvent, OrchestrationStatus, OrchestratorAction, ScheduleTask, SendEvent, TaskMessage,
 };
 use netherite_core::partition::testing::{Driver, answers, episodes};
 use netherite_core::partition::{
-    ClientRequest, ClientRequestEvent, ClientResponse, CreateInstance, Effect, EpisodeCompleted,
-    Limits, PartitionConfig, PartitionState, Rejection, SendMessages, SignalEntity, StartEpisode,
-    UpdateEvent, UpdateKind, WaitFor, WaitUntil,
+    ActivityCompleted, ActivityId, ClientRequest, ClientRequestEvent, ClientResponse,
+    CreateInstance, Effect, EpisodeCompleted, Limits, PartitionConfig, PartitionState, Rejection,
+    SendMessages, SignalEntity, StartEpisode, UpdateEvent, UpdateKind, WaitFor, WaitUntil,
 };
 use netherite_core::{Error, Timestamp};
 use proptest::prelude::*;
@@ -165,6 +165,48 @@ fn oversized_length_is_malformed_not_an_allocation() {
         );
         assert!(malformed, "{error}");
     }
+}
+
+/// An `ActivityCompleted` record whose failure is a chain of `levels` empty failures, with
+/// checksums that pass.
+fn record_with_failure_chain(levels: usize) -> Vec<u8> {
+    let completed = ActivityCompleted {
+        activity: ActivityId(1),
+        result: Err(FailureDetails::default()),
+    };
+    let event = UpdateEvent {
+        now: Timestamp::EPOCH,
+        seed: 1,
+        kind: UpdateKind::ActivityCompleted(completed),
+    };
+    let mut value = postcard::to_stdvec(&event).expect("serializes");
+    // The default failure is the last six bytes: type, message, stack trace, inner failure,
+    // non-retriable, properties. Put the chain there.
+    value.truncate(value.len() - 6);
+    value.extend([0, 0, 0, 1].repeat(levels - 1));
+    value.extend([0, 0, 0, 0]);
+    value.extend([0, 0].repeat(levels));
+    let kind = event.kind() as u8;
+    frame(&[&[codec::FORMAT_VERSION, kind][..], &value].concat())
+}
+
+/// A record whose failure chain is nested far too deep (checksums intact, as a buggy writer
+/// could leave it) is malformed at its offset; decoding it does not exhaust the stack.
+#[test]
+fn failure_chain_too_deep_is_malformed_not_a_stack_overflow() {
+    let (shallow, _) = codec::decode::<UpdateEvent>(&record_with_failure_chain(3), LOG, 64)
+        .expect("the same shape, three levels deep, decodes");
+    let UpdateKind::ActivityCompleted(completed) = shallow.kind else {
+        panic!("an activity completion");
+    };
+    assert_eq!(completed.result.map_err(|f| f.depth()), Err(3));
+
+    let deep = codec::decode::<UpdateEvent>(&record_with_failure_chain(100_000), LOG, 64);
+    let error = deep.expect_err("refused");
+    assert!(
+        matches!(error, Error::Malformed { offset: 64, .. }),
+        "{error}"
+    );
 }
 
 proptest! {
