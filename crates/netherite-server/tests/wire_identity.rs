@@ -103,25 +103,21 @@ fn message_facts(name: &str, message: &DescriptorProto) -> Vec<String> {
             )
         })
         .collect();
-    let oneofs = message
-        .oneof_decl
-        .iter()
-        .map(|o| format!("oneof {}", o.name()));
-    let ranges =
-        (message.reserved_range.iter()).map(|r| format!("reserved {}..{}", r.start(), r.end()));
-    let names = message
-        .reserved_name
-        .iter()
-        .map(|n| format!("reserved {n:?}"));
-    let map_entry = message.options.as_ref().and_then(|o| o.map_entry);
-    let entry = std::iter::once(format!("map_entry {map_entry:?}"));
-    facts.extend(
-        oneofs
-            .chain(ranges)
-            .chain(names)
-            .chain(entry)
-            .map(|f| format!("message {name}: {f}")),
+    let mut rest: Vec<String> = (message.oneof_decl.iter())
+        .map(|o| format!("oneof {}", o.name()))
+        .collect();
+    let ranges = message.reserved_range.iter();
+    rest.extend(ranges.map(|r| format!("reserved {}..{}", r.start(), r.end())));
+    rest.extend(
+        message
+            .reserved_name
+            .iter()
+            .map(|n| format!("reserved {n:?}")),
     );
+    let map_entry = message.options.as_ref().and_then(|o| o.map_entry);
+    rest.push(format!("map_entry {map_entry:?}"));
+
+    facts.extend(rest.into_iter().map(|f| format!("message {name}: {f}")));
     facts
 }
 
