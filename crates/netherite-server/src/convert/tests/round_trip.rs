@@ -16,6 +16,7 @@ use super::{strategies, through_wire};
 use crate::convert::failure::{json_text_to_value, value_to_json_text};
 use crate::convert::{status_from_wire, status_to_wire, timestamp_from_wire, timestamp_to_wire};
 use crate::pb;
+use crate::pb::history_event::EventType;
 
 const DRAWS_PER_KIND: usize = 12;
 
@@ -121,6 +122,29 @@ fn absent_and_empty_payloads_stay_apart() {
 
     assert_eq!(through_wire::<_, pb::HistoryEvent>(absent.clone()), absent);
     assert_eq!(through_wire::<_, pb::HistoryEvent>(empty.clone()), empty);
+}
+
+/// The one lossy kind: a `historyState` keeps its kind but not the snapshot inside it, which
+/// the model has no place for (netherite never writes one; workers skip it).
+#[test]
+fn a_history_state_keeps_its_kind_but_not_its_snapshot() {
+    let snapshot = pb::OrchestrationState {
+        instance_id: "old".into(),
+        ..Default::default()
+    };
+    let wire = pb::HistoryEvent {
+        event_id: -1,
+        timestamp: Some(timestamp_to_wire(Timestamp::new(3, 0))),
+        event_type: Some(EventType::HistoryState(pb::HistoryStateEvent {
+            orchestration_state: Some(snapshot),
+        })),
+    };
+    let event = HistoryEvent::try_from(wire).expect("a historyState converts");
+    assert_eq!(event.kind, EventKind::HistoryState);
+
+    let back = pb::HistoryEvent::try_from(event).expect("converts");
+    let empty = EventType::HistoryState(pb::HistoryStateEvent::default());
+    assert_eq!(back.event_type, Some(empty));
 }
 
 /// Seconds and nanoseconds cross exactly, before the epoch and at the last nanosecond too;
