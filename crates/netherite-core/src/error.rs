@@ -46,6 +46,21 @@ pub enum Error {
         /// What the decoder said.
         reason: String,
     },
+    /// A record is cut short: the buffer ends before the record does.
+    ///
+    /// This is what a torn or unfinished tail looks like, as opposed to corruption: the record's
+    /// header is intact and says more bytes follow than there are.
+    #[error("record at offset {offset} of {source_name}: truncated, {available} of {needed} bytes")]
+    Truncated {
+        /// What was being read.
+        source_name: String,
+        /// Where the record starts.
+        offset: u64,
+        /// How many bytes the record needs, counted from its start.
+        needed: u64,
+        /// How many bytes the buffer holds from the record's start.
+        available: u64,
+    },
     /// An event could not be encoded.
     #[error("cannot encode record: {0}")]
     Encode(String),

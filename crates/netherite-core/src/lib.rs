@@ -10,12 +10,15 @@
 //!   as values. Time and ids arrive inside events, so replaying the log reproduces the state.
 //! - [`codec`]: the versioned, checksummed binary record format of logged events.
 //! - [`device`] and [`transport`]: the `LogDevice` and `Transport` contracts, their in-memory
-//!   implementations with fault knobs, and (feature `testing`) their conformance suites.
+//!   implementations with fault knobs, and (feature `testing`) their conformance suites,
+//!   which share the check runner in `conformance`.
 //!
 //! The state machine never reads a clock, a random source or a file. That is what makes it
 //! property-testable and lets recovery replay it exactly.
 
 pub mod codec;
+#[cfg(feature = "testing")]
+pub mod conformance;
 pub mod device;
 pub mod entity;
 pub mod episode;

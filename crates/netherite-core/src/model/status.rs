@@ -73,8 +73,8 @@ mod tests {
         use OrchestrationStatus::*;
         let terminal = OrchestrationStatus::ALL
             .into_iter()
-            .filter(|s| s.is_terminal());
-        let terminal: Vec<_> = terminal.collect();
+            .filter(|s| s.is_terminal())
+            .collect();
         assert_eq!(terminal, vec![Completed, Failed, Canceled, Terminated]);
     }
 }
