@@ -186,9 +186,8 @@ impl Store {
     /// durable. On an error the store stays usable and the next attempt reuses the version;
     /// whether the failed attempt became durable is unknown (recovery may find it or not).
     pub async fn checkpoint(&mut self, blob: &[u8]) -> Result<CheckpointInfo, Error> {
-        let blob_max = slot_bytes(&*self.checkpoints.device) as usize
-            - MANIFEST_HEAD_LEN
-            - MANIFEST_FIXED_LEN;
+        let blob_max =
+            slot_bytes(&*self.checkpoints.device) as usize - MANIFEST_HEAD_LEN - MANIFEST_FIXED_LEN;
         if blob.len() > blob_max {
             return Err(Error::LimitExceeded {
                 limit: "checkpoint_blob_bytes_max",
@@ -391,7 +390,9 @@ async fn read_manifest(device: &dyn LogDevice, slot: u64) -> Result<Manifest, Er
     }
     let body_len = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as u64;
     if body_len > len - MANIFEST_HEAD_LEN as u64 {
-        return Err(corrupt(format!("body length {body_len} is larger than the slot")));
+        return Err(corrupt(format!(
+            "body length {body_len} is larger than the slot"
+        )));
     }
     let end = MANIFEST_HEAD_LEN + body_len as usize;
     if bytes.len() < end {
@@ -451,7 +452,10 @@ struct FieldReader<'a> {
 
 impl FieldReader<'_> {
     fn take(&mut self, len: usize) -> Result<&[u8], String> {
-        let end = self.at.checked_add(len).filter(|&end| end <= self.bytes.len());
+        let end = self
+            .at
+            .checked_add(len)
+            .filter(|&end| end <= self.bytes.len());
         let end = end.ok_or_else(|| format!("body ends inside a field at byte {}", self.at))?;
         let field = &self.bytes[self.at..end];
         self.at = end;
@@ -459,11 +463,15 @@ impl FieldReader<'_> {
     }
 
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 }
 
@@ -491,7 +499,12 @@ async fn load_index(
 /// Reads the snapshot at `manifest.snapshot_at` into a new index, checking every entry.
 async fn read_snapshot(log: &dyn LogDevice, manifest: &Manifest) -> Result<Index, Error> {
     let at = manifest.snapshot_at;
-    let what = || format!("index snapshot of checkpoint {} in the {LOG_DEVICE}", manifest.version);
+    let what = || {
+        format!(
+            "index snapshot of checkpoint {} in the {LOG_DEVICE}",
+            manifest.version
+        )
+    };
     let data_len = manifest.snapshot_entries.saturating_mul(SNAPSHOT_ENTRY_LEN);
     let needed = HEADER_LEN as u64 + data_len;
     let available = log.size().saturating_sub(at);
@@ -514,7 +527,9 @@ async fn read_snapshot(log: &dyn LogDevice, manifest: &Manifest) -> Result<Index
         && Header::parse(&head).kind() == Kind::Skip(region)
         && region == needed.next_multiple_of(manifest.page_bytes);
     if !header_ok {
-        return Err(corrupt("the skip header does not match the manifest".into()));
+        return Err(corrupt(
+            "the skip header does not match the manifest".into(),
+        ));
     }
 
     let mut index = Index::new(manifest.index_buckets);
@@ -541,10 +556,15 @@ async fn read_snapshot(log: &dyn LogDevice, manifest: &Manifest) -> Result<Index
 fn check_entry(manifest: &Manifest, home: u32, word: u64) -> Result<(), String> {
     let address = Index::slot_address(word).get();
     if u64::from(home) >= manifest.index_buckets {
-        return Err(format!("bucket {home} is past the index's {}", manifest.index_buckets));
+        return Err(format!(
+            "bucket {home} is past the index's {}",
+            manifest.index_buckets
+        ));
     }
     if address < manifest.begin || address >= manifest.end {
-        return Err(format!("slot points at {address}, outside the checkpoint's records"));
+        return Err(format!(
+            "slot points at {address}, outside the checkpoint's records"
+        ));
     }
     Ok(())
 }
@@ -576,14 +596,22 @@ mod tests {
         let device = disk.open();
         write_manifest(&device, &sample()).await.expect("written");
         assert_eq!(read_manifest(&device, 1).await.expect("valid"), sample());
-        let missing = read_manifest(&device, 0).await.expect_err("slot 0 is empty");
-        assert!(matches!(missing, Error::Missing { offset: 0, .. }), "{missing}");
+        let missing = read_manifest(&device, 0)
+            .await
+            .expect_err("slot 0 is empty");
+        assert!(
+            matches!(missing, Error::Missing { offset: 0, .. }),
+            "{missing}"
+        );
 
         let mut bytes = device.read(4096, 4096).await.expect("slot");
         bytes[30] ^= 1;
         device.write(4096, &bytes).await.expect("damaged");
         let error = read_manifest(&device, 1).await.expect_err("damaged");
-        assert!(matches!(error, Error::Corrupt { offset: 4096, .. }), "{error}");
+        assert!(
+            matches!(error, Error::Corrupt { offset: 4096, .. }),
+            "{error}"
+        );
         assert!(error.to_string().contains("manifest slot 1"), "{error}");
     }
 }

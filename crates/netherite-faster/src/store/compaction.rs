@@ -76,7 +76,8 @@ impl Store {
             return Ok(false);
         }
         let (slot, head) = self.slot_for(KeyHash::of(record.key())).await?;
-        self.append(slot, head, record.key(), Some(record.value())).await?;
+        self.append(slot, head, record.key(), Some(record.value()))
+            .await?;
         Ok(true)
     }
 }

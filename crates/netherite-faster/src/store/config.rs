@@ -58,7 +58,10 @@ impl StoreConfig {
     pub(crate) fn validate(&self, alignment: u64) -> Result<(), Error> {
         let fail = |reason: String| Err(Error::InvalidConfig(reason));
         if !self.page_bytes.is_power_of_two() || self.page_bytes < 4096 {
-            return fail(format!("page_bytes {} is not a power of two >= 4096", self.page_bytes));
+            return fail(format!(
+                "page_bytes {} is not a power of two >= 4096",
+                self.page_bytes
+            ));
         }
         if self.page_bytes % alignment != 0 {
             return fail(format!(
@@ -73,7 +76,10 @@ impl StoreConfig {
             ));
         }
         if !(1..=100).contains(&self.mutable_percent) {
-            return fail(format!("mutable_percent {} is not in 1..=100", self.mutable_percent));
+            return fail(format!(
+                "mutable_percent {} is not in 1..=100",
+                self.mutable_percent
+            ));
         }
         let needed = self.index_buckets * 64 + 4 * self.page_bytes;
         if self.memory_bytes_max < needed {

@@ -30,7 +30,7 @@ use super::address::Address;
 const SLOTS: usize = 7;
 
 /// Overflow buckets are allocated in chunks of this many, so memory grows in small steps.
-const OVERFLOW_CHUNK: usize = 1024;
+const OVERFLOW_CHUNK: usize = 256;
 
 /// How many top bits of the hash the tag keeps (unit tests: fewer, to make chains collide).
 const TAG_BITS: u32 = if cfg!(test) { 2 } else { 16 };
@@ -55,7 +55,9 @@ impl KeyHash {
         if !rest.is_empty() {
             let mut last = [0u8; 8];
             last[..rest.len()].copy_from_slice(rest);
-            h = (h ^ u64::from_le_bytes(last)).wrapping_mul(K).rotate_left(29);
+            h = (h ^ u64::from_le_bytes(last))
+                .wrapping_mul(K)
+                .rotate_left(29);
         }
         h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -126,8 +128,8 @@ impl Index {
         (OVERFLOW_CHUNK * size_of::<Bucket>()) as u64
     }
 
-    /// Whether finding room for one more tag could allocate an overflow chunk.
-    pub(crate) fn may_grow(&self) -> bool {
+    /// Whether the next overflow bucket needs a new chunk.
+    pub(crate) fn chunk_full(&self) -> bool {
         self.overflow_len == self.overflow.len() * OVERFLOW_CHUNK
     }
 
@@ -167,9 +169,14 @@ impl Index {
         }
     }
 
-    /// The slot of `hash`'s chain with the chain's head, claiming a free slot (one whose
-    /// address is below `begin`, or empty) if the tag has none; may add an overflow bucket.
-    pub(crate) fn slot_for(&mut self, hash: KeyHash, begin: Address) -> (SlotRef, Address) {
+    /// The slot of `hash`'s chain with the chain's head ([`Address::NONE`] for a new chain),
+    /// claiming a free slot (empty, or pointing below `begin`) if the tag has none. `None`
+    /// when the bucket and its overflow buckets are full: then [`Index::add_slot`].
+    pub(crate) fn find_slot(
+        &mut self,
+        hash: KeyHash,
+        begin: Address,
+    ) -> Option<(SlotRef, Address)> {
         let tag = hash.tag(self.tag_bits);
         let mut id = self.home(hash);
         let mut free = None;
@@ -179,10 +186,21 @@ impl Index {
                 let address = value & ADDRESS_MASK;
                 if value != 0 && value & !ADDRESS_MASK == tag {
                     let head = if address < begin.get() { 0 } else { address };
-                    return (SlotRef { bucket: id, slot, tag }, Address::new(head));
+                    return Some((
+                        SlotRef {
+                            bucket: id,
+                            slot,
+                            tag,
+                        },
+                        Address::new(head),
+                    ));
                 }
                 if free.is_none() && (value == 0 || address < begin.get()) {
-                    free = Some(SlotRef { bucket: id, slot, tag });
+                    free = Some(SlotRef {
+                        bucket: id,
+                        slot,
+                        tag,
+                    });
                 }
             }
             match bucket.overflow {
@@ -190,9 +208,19 @@ impl Index {
                 next => id = next as usize,
             }
         }
-        let slot = free.unwrap_or_else(|| self.add_overflow(id, tag));
+        let slot = free?;
         self.bucket_mut(slot.bucket).slots[slot.slot] = 0;
-        (slot, Address::NONE)
+        Some((slot, Address::NONE))
+    }
+
+    /// A slot for `hash`'s new chain in a new overflow bucket, when [`Index::find_slot`]
+    /// found none.
+    pub(crate) fn add_slot(&mut self, hash: KeyHash) -> SlotRef {
+        let mut last = self.home(hash);
+        while let next @ 1.. = self.bucket(last).overflow {
+            last = next as usize;
+        }
+        self.add_overflow(last, hash.tag(self.tag_bits))
     }
 
     /// Links a new overflow bucket after bucket `last` and returns its first slot.
@@ -224,9 +252,13 @@ impl Index {
             let mut id = home;
             loop {
                 let bucket = self.bucket(id);
-                chain.extend(bucket.slots.iter().copied().filter(|&slot| {
-                    slot != 0 && slot & ADDRESS_MASK >= begin.get()
-                }));
+                chain.extend(
+                    bucket
+                        .slots
+                        .iter()
+                        .copied()
+                        .filter(|&slot| slot != 0 && slot & ADDRESS_MASK >= begin.get()),
+                );
                 match bucket.overflow {
                     0 => break,
                     next => id = next as usize,
@@ -265,6 +297,12 @@ impl Index {
 mod tests {
     use super::*;
 
+    fn slot_for(index: &mut Index, hash: KeyHash, begin: Address) -> (SlotRef, Address) {
+        index
+            .find_slot(hash, begin)
+            .unwrap_or_else(|| (index.add_slot(hash), Address::NONE))
+    }
+
     #[test]
     fn hash_spreads_similar_keys() {
         let hashes: std::collections::HashSet<u64> = (0..10_000)
@@ -282,7 +320,7 @@ mod tests {
         let mut index = Index::with_tag_bits(1, 16);
         let hashes: Vec<KeyHash> = (0u64..40).map(|i| KeyHash::of(&i.to_le_bytes())).collect();
         for (i, &hash) in hashes.iter().enumerate() {
-            let (slot, head) = index.slot_for(hash, Address::FIRST);
+            let (slot, head) = slot_for(&mut index, hash, Address::FIRST);
             assert!(head.is_none());
             index.set(slot, Address::new(1000 + i as u64));
         }
@@ -291,7 +329,7 @@ mod tests {
         }
         assert_eq!(index.overflow_len, 40 / SLOTS);
 
-        let (slot, head) = index.slot_for(hashes[0], Address::new(5000));
+        let (slot, head) = slot_for(&mut index, hashes[0], Address::new(5000));
         assert!(head.is_none(), "heads below begin are free");
         index.set(slot, Address::new(6000));
         assert_eq!(index.find(hashes[0]), Address::new(6000));
@@ -302,7 +340,7 @@ mod tests {
     fn few_tag_bits_make_keys_share_chains() {
         let mut index = Index::new(1);
         for i in 0u64..40 {
-            let (slot, _) = index.slot_for(KeyHash::of(&i.to_le_bytes()), Address::FIRST);
+            let (slot, _) = slot_for(&mut index, KeyHash::of(&i.to_le_bytes()), Address::FIRST);
             index.set(slot, Address::new(1000 + i));
         }
         assert!(index.live_slots(Address::FIRST).count() <= 4);
@@ -312,7 +350,7 @@ mod tests {
     fn restored_slots_are_found_again() {
         let mut index = Index::with_tag_bits(4, 16);
         for i in 0u64..100 {
-            let (slot, _) = index.slot_for(KeyHash::of(&i.to_le_bytes()), Address::FIRST);
+            let (slot, _) = slot_for(&mut index, KeyHash::of(&i.to_le_bytes()), Address::FIRST);
             index.set(slot, Address::new(64 + i * 8));
         }
         let mut copy = Index::with_tag_bits(4, 16);

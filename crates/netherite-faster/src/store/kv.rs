@@ -79,7 +79,13 @@ impl Store {
         checkpoints: Arc<dyn LogDevice>,
     ) -> Store {
         let record_max = config.record_bytes_max();
-        let log = HybridLog::new(log, config.page_bytes, record_max, Address::FIRST, Address::FIRST);
+        let log = HybridLog::new(
+            log,
+            config.page_bytes,
+            record_max,
+            Address::FIRST,
+            Address::FIRST,
+        );
         Store {
             index: Index::new(config.index_buckets),
             config,
@@ -269,14 +275,18 @@ impl Store {
             .is_some_and(|bytes| RecordMut::new(bytes).update(value))
     }
 
-    /// The index slot of `hash`'s chain and its head, after making sure that an overflow
-    /// chunk the index may add still fits the budget.
+    /// The index slot of `hash`'s chain and its head. When the chain needs a new overflow
+    /// bucket and that needs a new chunk, old pages make room for it first.
     pub(crate) async fn slot_for(&mut self, hash: KeyHash) -> Result<(SlotRef, Address), Error> {
-        if self.index.may_grow() {
+        let begin = self.log.regions().begin;
+        if let Some(found) = self.index.find_slot(hash, begin) {
+            return Ok(found);
+        }
+        if self.index.chunk_full() {
             let budget = self.frames_budget(Index::growth_bytes())?;
             self.log.make_room(0, budget).await?;
         }
-        Ok(self.index.slot_for(hash, self.log.regions().begin))
+        Ok((self.index.add_slot(hash), Address::NONE))
     }
 
     /// Appends a record for `key` at the tail, chained to `head`, and points `slot` at it.
@@ -291,7 +301,10 @@ impl Store {
         let budget = self.frames_budget(0)?;
         let mutable = budget / 100 * u64::from(self.config.mutable_percent);
         let address = self.log.allocate(len, budget, mutable).await?;
-        let bytes = self.log.mutable_bytes_at(address).expect("the tail is mutable");
+        let bytes = self
+            .log
+            .mutable_bytes_at(address)
+            .expect("the tail is mutable");
         write_record(&mut bytes[..len as usize], head.get(), key, value);
         self.index.set(slot, address);
         Ok(())

@@ -95,7 +95,10 @@ impl HybridLog {
 
     /// The region boundaries.
     pub(crate) fn regions(&self) -> Regions {
-        let lowest = self.frames.front().map_or(self.tail, |f| Address::new(f.start));
+        let lowest = self
+            .frames
+            .front()
+            .map_or(self.tail, |f| Address::new(f.start));
         Regions {
             begin: self.begin,
             head: lowest.max(self.begin).min(self.read_only),
@@ -266,7 +269,11 @@ impl HybridLog {
                 break;
             };
             self.device.write(frame.start, &frame.bytes).await?;
-            tracing::trace!(start = frame.start, len = frame.bytes.len(), "store page written");
+            tracing::trace!(
+                start = frame.start,
+                len = frame.bytes.len(),
+                "store page written"
+            );
             self.read_only = Address::new(frame.end());
         }
         Ok(())
@@ -287,7 +294,10 @@ impl HybridLog {
         self.end_page();
 
         let page_end = end.round_up(self.page_bytes);
-        let written = end.add(HEADER_LEN as u64).min(page_end).round_up(self.sector);
+        let written = end
+            .add(HEADER_LEN as u64)
+            .min(page_end)
+            .round_up(self.sector);
         let frame = self.frames.back().expect("the open frame");
         let len = (written.get() - frame.start) as usize;
         self.device.write(frame.start, &frame.bytes[..len]).await?;
@@ -362,11 +372,17 @@ impl HybridLog {
     /// Checks that a header read from the device is a record of sane length; returns it.
     fn check_header(&self, address: Address, header: &Header) -> Result<u64, Error> {
         if header.kind() != Kind::Record {
-            return Err(corrupt(address, "a chain points at something not a record".into()));
+            return Err(corrupt(
+                address,
+                "a chain points at something not a record".into(),
+            ));
         }
         let len = header.record_len();
         if len > self.record_bytes_max + RECORD_ALIGN {
-            return Err(corrupt(address, format!("record length {len} is past the limit")));
+            return Err(corrupt(
+                address,
+                format!("record length {len} is past the limit"),
+            ));
         }
         Ok(len)
     }

@@ -6,7 +6,7 @@
 //!  | previous | key    | value    | value    |flags| zero  | checksum | zero   | key  | value |
 //!  | u64 LE   | len u32| len u32  | cap u32  | u8  |       | u32 LE   |        |      | (cap) |
 //!  +----------+--------+----------+----------+-----+-------+----------+--------+------+-------+
-//!  checksum = crc32c(bytes 0..24, key, value[..value len])
+//!  checksum = crc32c(bytes 0..24, bytes 28..32, key, value[..value len])
 //! ```
 //!
 //! Records start at multiples of 8 and never cross a page, except a record larger than a page,
@@ -91,7 +91,7 @@ impl Header {
         };
         let mut bytes = [0u8; HEADER_LEN];
         header.write(&mut bytes);
-        header.checksum = crc32c::crc32c(&bytes[..24]);
+        header.checksum = checksum(&bytes, &[], &[]);
         header
     }
 
@@ -137,6 +137,7 @@ pub(crate) fn record_len(key_len: usize, value_cap: usize) -> u64 {
 /// The checksum of a record: its header (without the checksum), key and value.
 fn checksum(header_bytes: &[u8], key: &[u8], value: &[u8]) -> u32 {
     let crc = crc32c::crc32c(&header_bytes[..24]);
+    let crc = crc32c::crc32c_append(crc, &header_bytes[28..HEADER_LEN]);
     let crc = crc32c::crc32c_append(crc, key);
     crc32c::crc32c_append(crc, value)
 }
@@ -179,7 +180,7 @@ impl<'a> RecordRef<'a> {
         }
         let header = Header::parse(bytes);
         let len = usize::try_from(header.record_len()).ok()?;
-        (bytes.len() >= len).then_some(RecordRef {
+        (bytes.len() >= len).then(|| RecordRef {
             header,
             bytes: &bytes[..len],
         })
@@ -257,7 +258,8 @@ mod tests {
         assert_eq!(record.header.kind(), Kind::Record);
         assert!(record.verify() && !record.header.is_tombstone());
 
-        for at in 0..bytes.len() - 3 {
+        assert_eq!(bytes.len(), 40, "no padding: every byte is covered");
+        for at in 0..bytes.len() {
             bytes[at] ^= 0x10;
             let damaged = RecordRef::new(&bytes).map(|r| r.verify());
             assert_ne!(damaged, Some(true), "flip at {at} went unnoticed");

@@ -99,7 +99,8 @@ impl LogCursor {
         let record = if verified {
             bytes[..len as usize].to_vec()
         } else {
-            log.read_from_device(address, header.key_len as usize).await?
+            log.read_from_device(address, header.key_len as usize)
+                .await?
         };
         Ok(Step {
             address,
@@ -119,7 +120,9 @@ impl LogCursor {
     ) -> Result<&[u8], Error> {
         let at = address.get();
         let buffered = self.page.as_ref().is_some_and(|(start, bytes)| {
-            *start <= at && at < start + bytes.len() as u64 && page_end.get() - log.page_bytes() <= *start
+            *start <= at
+                && at < start + bytes.len() as u64
+                && page_end.get() - log.page_bytes() <= *start
         });
         if !buffered {
             let device = log.device();
@@ -138,9 +141,8 @@ fn step_in_memory(address: Address, page_end: Address, bytes: &[u8]) -> Result<S
     if header.kind() != Kind::Record {
         return marker_step(address, page_end, &header);
     }
-    let record = RecordRef::new(bytes).ok_or_else(|| {
-        corrupt(address, "a record in memory runs past its frame".into())
-    })?;
+    let record = RecordRef::new(bytes)
+        .ok_or_else(|| corrupt(address, "a record in memory runs past its frame".into()))?;
     let len = record.header.record_len();
     Ok(Step {
         address,
