@@ -29,7 +29,10 @@ fn million_keys_under_64_mib_stay_under_budget_and_read_back() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let (log, checkpoints) = (MemoryDisk::new(4096).unwrap(), MemoryDisk::new(4096).unwrap());
+        let (log, checkpoints) = (
+            MemoryDisk::new(4096).unwrap(),
+            MemoryDisk::new(4096).unwrap(),
+        );
         let devices = || StoreDevices {
             log: Arc::new(log.open()),
             checkpoints: Arc::new(checkpoints.open()),
@@ -49,12 +52,22 @@ fn million_keys_under_64_mib_stay_under_budget_and_read_back() {
         }
         assert!(peak <= BUDGET, "peak {peak} > budget {BUDGET}");
         let regions = store.stats().regions;
-        assert!(regions.tail.get() > BUDGET, "the log outgrew memory: {regions:?}");
-        assert!(regions.head > Address::FIRST, "old pages were evicted: {regions:?}");
+        assert!(
+            regions.tail.get() > BUDGET,
+            "the log outgrew memory: {regions:?}"
+        );
+        assert!(
+            regions.head > Address::FIRST,
+            "old pages were evicted: {regions:?}"
+        );
 
         // Phase 2: every key reads back, most of them from the device.
         for i in 0..KEYS {
-            assert_eq!(store.read(&key(i)).await.unwrap(), Some(value(i)), "key {i}");
+            assert_eq!(
+                store.read(&key(i)).await.unwrap(),
+                Some(value(i)),
+                "key {i}"
+            );
         }
         assert!(store.memory_bytes() <= BUDGET);
 
@@ -65,7 +78,11 @@ fn million_keys_under_64_mib_stay_under_budget_and_read_back() {
         let (store, recovered) = Store::recover(devices(), config).await.unwrap();
         assert!(recovered.skipped.is_empty(), "{:?}", recovered.skipped);
         for i in (0..KEYS).step_by(7) {
-            assert_eq!(store.read(&key(i)).await.unwrap(), Some(value(i)), "key {i}");
+            assert_eq!(
+                store.read(&key(i)).await.unwrap(),
+                Some(value(i)),
+                "key {i}"
+            );
         }
         assert!(store.memory_bytes() <= BUDGET);
     });
