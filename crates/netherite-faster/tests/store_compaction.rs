@@ -19,7 +19,7 @@ fn config() -> StoreConfig {
 async fn contents(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut live = store.live_records();
     let mut map = BTreeMap::new();
-    while let Some((key, value)) = live.next(store).await.unwrap() {
+    while let Some((key, value)) = live.next(store).await.expect("a perfect disk reads back") {
         map.insert(key, value);
     }
     map
@@ -29,25 +29,36 @@ async fn contents(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
 /// new record and most of the log is garbage), and a few deleted; checkpointed, so the whole
 /// log is read-only. Also returns the store's handle on its log device.
 async fn churned_store() -> (Store, BTreeMap<Vec<u8>, Vec<u8>>, MemoryDevice) {
-    let log = MemoryDisk::new(512).unwrap().open();
+    let log = MemoryDisk::new(512).expect("512 is a power of two").open();
     let devices = StoreDevices {
         log: Arc::new(log.clone()),
-        checkpoints: Arc::new(MemoryDisk::new(512).unwrap().open()),
+        checkpoints: Arc::new(MemoryDisk::new(512).expect("512 is a power of two").open()),
     };
-    let mut store = Store::create(devices, config()).await.unwrap();
+    let mut store = Store::create(devices, config())
+        .await
+        .expect("a perfect disk takes every write");
     let mut model = BTreeMap::new();
     for round in 0u8..20 {
         for k in 0u8..50 {
             let value = vec![round; 40 + usize::from(k) + 8 * usize::from(round)];
-            store.upsert(&[k], &value).await.unwrap();
+            store
+                .upsert(&[k], &value)
+                .await
+                .expect("a perfect disk takes every write");
             model.insert(vec![k], value);
         }
     }
     for k in (0u8..50).step_by(7) {
-        store.delete(&[k]).await.unwrap();
+        store
+            .delete(&[k])
+            .await
+            .expect("a perfect disk takes every write");
         model.remove(&vec![k]);
     }
-    store.checkpoint(b"churned").await.unwrap();
+    store
+        .checkpoint(b"churned")
+        .await
+        .expect("a perfect disk takes every write");
     (store, model, log)
 }
 

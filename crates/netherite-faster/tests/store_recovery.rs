@@ -25,8 +25,8 @@ struct Disks {
 impl Disks {
     fn new() -> Disks {
         Disks {
-            log: MemoryDisk::new(512).unwrap(),
-            checkpoints: MemoryDisk::new(512).unwrap(),
+            log: MemoryDisk::new(512).expect("512 is a power of two"),
+            checkpoints: MemoryDisk::new(512).expect("512 is a power of two"),
         }
     }
 
@@ -84,13 +84,27 @@ impl LogDevice for CutShort {
 /// Two checkpoints: version 2 holds `a`, version 3 (slot 1) holds `a` and `b`. Returns the
 /// log device's size before checkpoint 3 and after it.
 async fn two_checkpoints(disks: &Disks) -> (u64, u64) {
-    let mut store = Store::create(disks.devices(), config()).await.unwrap();
-    store.upsert(b"a", b"1").await.unwrap();
-    let two = store.checkpoint(b"two").await.unwrap();
+    let mut store = Store::create(disks.devices(), config())
+        .await
+        .expect("a perfect disk takes every write");
+    store
+        .upsert(b"a", b"1")
+        .await
+        .expect("a perfect disk takes every write");
+    let two = store
+        .checkpoint(b"two")
+        .await
+        .expect("a perfect disk takes every write");
     assert_eq!(two.version, 2);
     let before = disks.log.size();
-    store.upsert(b"b", b"2").await.unwrap();
-    store.checkpoint(b"three").await.unwrap();
+    store
+        .upsert(b"b", b"2")
+        .await
+        .expect("a perfect disk takes every write");
+    store
+        .checkpoint(b"three")
+        .await
+        .expect("a perfect disk takes every write");
     (before, disks.log.size())
 }
 

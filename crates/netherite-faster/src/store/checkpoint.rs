@@ -288,14 +288,13 @@ fn recovered(manifest: &Manifest, skipped: Vec<Error>) -> Recovered {
 }
 
 /// Whether `error` is about stored bytes (recovery may fall back) rather than a device that
-/// failed (recovery must stop and erase nothing).
+/// failed or a budget too small for the checkpoint (recovery must stop and erase nothing).
 fn is_damage(error: &Error) -> bool {
     matches!(
         error,
         Error::Corrupt { .. }
             | Error::Truncated { .. }
             | Error::Missing { .. }
-            | Error::LimitExceeded { .. }
             | Error::Device(netherite_core::Error::InvalidArgument { .. })
     )
 }
@@ -355,8 +354,16 @@ async fn clear_slots(device: &dyn LogDevice, slots: &[u64]) -> Result<(), Error>
     Ok(())
 }
 
-/// Reads and checks the manifest in `slot`.
+/// Reads and checks the manifest in `slot`, rereading once if a check fails (a read may be
+/// damaged on its way, and a manifest judged damaged is erased when another is used).
 async fn read_manifest(device: &dyn LogDevice, slot: u64) -> Result<Manifest, Error> {
+    match read_manifest_once(device, slot).await {
+        Err(Error::Corrupt { .. }) => read_manifest_once(device, slot).await,
+        other => other,
+    }
+}
+
+async fn read_manifest_once(device: &dyn LogDevice, slot: u64) -> Result<Manifest, Error> {
     let len = slot_bytes(device);
     let offset = slot * len;
     let available = device.size().saturating_sub(offset).min(len);

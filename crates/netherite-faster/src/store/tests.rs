@@ -71,11 +71,11 @@ async fn run(ops: &[Op]) {
             }
             Op::Delete(k) => {
                 store.delete(&k.to_le_bytes()).await.expect("delete");
-                model.remove(&k.to_le_bytes().to_vec());
+                model.remove(k.to_le_bytes().as_slice());
             }
             Op::Read(k) => {
                 let read = store.read(&k.to_le_bytes()).await.expect("read");
-                assert_eq!(read.as_ref(), model.get(&k.to_le_bytes().to_vec()));
+                assert_eq!(read.as_ref(), model.get(k.to_le_bytes().as_slice()));
             }
             Op::CheckpointAndRecover => {
                 store.checkpoint(&[]).await.expect("checkpoint");
