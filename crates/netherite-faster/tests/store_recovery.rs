@@ -342,3 +342,31 @@ async fn bad_input_is_refused_with_the_limit_it_breaks() {
         "{error}"
     );
 }
+
+/// A budget too small for the checkpoint's index stops recovery with the limit it breaks; it
+/// is not damage, so no checkpoint is passed over or erased, and a larger budget recovers.
+#[tokio::test]
+async fn a_budget_too_small_stops_recovery_without_erasing() {
+    let disks = Disks::new();
+    two_checkpoints(&disks).await;
+    disks.crash();
+    let small = StoreConfig {
+        memory_bytes_max: 64 * 64 + 3 * 4096,
+        ..config()
+    };
+    let error = Store::recover(disks.devices(), small).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::LimitExceeded {
+                limit: "memory_bytes_max",
+                ..
+            }
+        ),
+        "{error}"
+    );
+
+    let (store, recovered) = Store::recover(disks.devices(), config()).await.unwrap();
+    assert_eq!(recovered.checkpoint.version, 3);
+    assert_eq!(store.read(b"b").await.unwrap(), Some(b"2".to_vec()));
+}

@@ -529,11 +529,7 @@ async fn read_snapshot(log: &dyn LogDevice, manifest: &Manifest) -> Result<Index
         reason,
     };
     let head = log.read(at, HEADER_LEN).await?;
-    let region = manifest.resume - at;
-    let header_ok = RecordRef::new(&head).is_some_and(|r| r.verify())
-        && Header::parse(&head).kind() == Kind::Skip(region)
-        && region == needed.next_multiple_of(manifest.page_bytes);
-    if !header_ok {
+    if !skip_header_matches(&head, manifest, needed) {
         return Err(corrupt(
             "the skip header does not match the manifest".into(),
         ));
@@ -560,6 +556,16 @@ async fn read_snapshot(log: &dyn LogDevice, manifest: &Manifest) -> Result<Index
     Ok(index)
 }
 
+/// Whether the header in front of a snapshot is an intact skip header over the region the
+/// manifest implies.
+fn skip_header_matches(head: &[u8], manifest: &Manifest, needed: u64) -> bool {
+    let region = manifest.resume - manifest.snapshot_at;
+    RecordRef::new(head).is_some_and(|r| r.verify())
+        && Header::parse(head).kind() == Kind::Skip(region)
+        && region == needed.next_multiple_of(manifest.page_bytes)
+}
+
+/// The rules every snapshot entry keeps.
 fn check_entry(manifest: &Manifest, home: u32, word: u64) -> Result<(), String> {
     let address = Index::slot_address(word).get();
     if u64::from(home) >= manifest.index_buckets {
