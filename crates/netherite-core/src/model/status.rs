@@ -71,7 +71,7 @@ mod tests {
     #[test]
     fn only_finished_statuses_are_terminal() {
         use OrchestrationStatus::*;
-        let terminal = OrchestrationStatus::ALL
+        let terminal: Vec<_> = OrchestrationStatus::ALL
             .into_iter()
             .filter(|s| s.is_terminal())
             .collect();
