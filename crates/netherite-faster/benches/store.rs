@@ -8,27 +8,33 @@
 //!   keep value sizes, so most of them update in place.
 //! - `larger_than_memory`: 400,000 keys under an 8 MiB budget (about a quarter of the records
 //!   fit), so most reads go to the device and upserts evict pages as they go.
+//! - `larger_than_memory_files`: the same on `netherite-storage-file`'s `FileDevice` in a
+//!   temporary directory (the page cache serves most reads; no flush is measured).
 
 // `criterion_group!` generates a public function that cannot carry a doc comment.
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use netherite_core::device::MemoryDisk;
 use netherite_faster::store::{Store, StoreConfig, StoreDevices};
+use netherite_storage_file::{FileDevice, FileDeviceOptions};
 use tokio::runtime::Runtime;
 
 /// Operations per measured iteration.
 const BATCH: u64 = 10_000;
 
+#[derive(Clone)]
 struct Workload {
     name: &'static str,
     keys: u64,
     config: StoreConfig,
+    on_files: bool,
 }
 
 /// The length of every key: `instance-` and 8 digits.
@@ -74,11 +80,26 @@ impl Iterator for Keys {
     }
 }
 
-async fn loaded_store(workload: &Workload, keys: &KeySpace) -> Store {
-    let devices = StoreDevices {
-        log: Arc::new(MemoryDisk::new(4096).expect("power of two").open()),
-        checkpoints: Arc::new(MemoryDisk::new(4096).expect("power of two").open()),
+/// The store's devices: in memory, or files under `dir`.
+async fn devices(on_files: bool, dir: &Path) -> StoreDevices {
+    if !on_files {
+        return StoreDevices {
+            log: Arc::new(MemoryDisk::new(4096).expect("power of two").open()),
+            checkpoints: Arc::new(MemoryDisk::new(4096).expect("power of two").open()),
+        };
+    }
+    let open = async |name: &str| {
+        let device = FileDevice::open(dir.join(name), FileDeviceOptions::default());
+        Arc::new(device.await.expect("a temporary directory opens"))
     };
+    StoreDevices {
+        log: open("log").await,
+        checkpoints: open("checkpoints").await,
+    }
+}
+
+async fn loaded_store(workload: &Workload, keys: &KeySpace, dir: &Path) -> Store {
+    let devices = devices(workload.on_files, dir).await;
     let mut store = Store::create(devices, workload.config.clone())
         .await
         .expect("store created");
@@ -90,7 +111,8 @@ async fn loaded_store(workload: &Workload, keys: &KeySpace) -> Store {
 
 fn bench_workload(c: &mut Criterion, runtime: &Runtime, workload: &Workload) {
     let keys = KeySpace::new(workload.keys);
-    let mut store = runtime.block_on(loaded_store(workload, &keys));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut store = runtime.block_on(loaded_store(workload, &keys, dir.path()));
     let mut walk = Keys {
         state: 0x2545_f491_4f6c_dd1d,
         keys: workload.keys,
@@ -170,6 +192,7 @@ fn store_benches(c: &mut Criterion) {
             index_buckets: 1 << 15,
             ..StoreConfig::default()
         },
+        on_files: false,
     };
     let larger = Workload {
         name: "larger_than_memory",
@@ -180,8 +203,14 @@ fn store_benches(c: &mut Criterion) {
             page_bytes: 64 << 10,
             ..StoreConfig::default()
         },
+        on_files: false,
     };
-    for workload in [in_memory, larger] {
+    let on_files = Workload {
+        name: "larger_than_memory_files",
+        on_files: true,
+        ..larger.clone()
+    };
+    for workload in [in_memory, larger, on_files] {
         bench_workload(c, &runtime, &workload);
     }
 }
