@@ -177,6 +177,11 @@ impl Harness {
 
     async fn apply(&mut self, op: &Op) {
         let result = self.run(op).await;
+        let memory = self.store.memory_bytes();
+        assert!(
+            memory <= config().memory_bytes_max,
+            "{memory} bytes after {op:?}"
+        );
         if self.plan.take_crashed() {
             match (op, result) {
                 (Op::Checkpoint, Ok(())) => self.candidates = vec![self.model.clone()],

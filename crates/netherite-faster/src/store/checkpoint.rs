@@ -497,10 +497,20 @@ async fn load_index(
             max: config.memory_bytes_max,
         });
     }
-    match read_snapshot(log, manifest).await {
+    let index = match read_snapshot(log, manifest).await {
         Err(Error::Corrupt { .. }) => read_snapshot(log, manifest).await,
         other => other,
+    }?;
+    // Overflow buckets may have made the index larger than the bucket count says.
+    let bytes_needed = index.memory_bytes() + 4 * manifest.page_bytes;
+    if bytes_needed > config.memory_bytes_max {
+        return Err(Error::LimitExceeded {
+            limit: "memory_bytes_max",
+            actual: bytes_needed,
+            max: config.memory_bytes_max,
+        });
     }
+    Ok(index)
 }
 
 /// Reads the snapshot at `manifest.snapshot_at` into a new index, checking every entry.
