@@ -8,22 +8,36 @@ pub enum Error {
     #[error(transparent)]
     Device(#[from] netherite_core::Error),
 
-    // The key-value store (`store`).
-    /// Stored bytes are damaged: a checksum or a field does not hold. Names where.
-    #[error("{what} at offset {offset}: {reason}")]
+    /// Bytes on the device are not what was written: a checksum fails, or a record is
+    /// missing where the log proves one was durable. Recover from an earlier point or stop.
+    #[error("corrupt {source_name} at offset {offset}: {reason}")]
     Corrupt {
-        /// What was being read, e.g. "manifest slot 1 of the store checkpoint device".
-        what: String,
-        /// Where it starts on its device.
+        /// What was being read, e.g. `partition 3 commit log`.
+        source_name: String,
+        /// The device offset of the damaged record.
         offset: u64,
-        /// Which check failed.
+        /// What is wrong there.
         reason: String,
     },
+    /// A request is larger than a configured limit allows.
+    #[error("limit {limit} exceeded: {actual} > {max}")]
+    LimitExceeded {
+        /// The limit's name, as in the settings.
+        limit: &'static str,
+        /// The size asked for.
+        actual: u64,
+        /// The limit.
+        max: u64,
+    },
+
+    // The key-value store (`store`).
     /// Stored bytes end before the thing that was being read does.
-    #[error("{what} at offset {offset} is truncated: needs {needed} bytes, {available} there")]
+    #[error(
+        "{source_name} at offset {offset} is truncated: needs {needed} bytes, {available} there"
+    )]
     Truncated {
-        /// What was being read.
-        what: String,
+        /// What was being read, e.g. `manifest slot 1 of the store checkpoint device`.
+        source_name: String,
         /// Where it starts on its device.
         offset: u64,
         /// How many bytes it needs from its start.
@@ -32,10 +46,10 @@ pub enum Error {
         available: u64,
     },
     /// Something that must be there was never written, e.g. a checkpoint manifest.
-    #[error("{what} at offset {offset} is missing")]
+    #[error("{source_name} at offset {offset} is missing")]
     Missing {
         /// What was expected.
-        what: String,
+        source_name: String,
         /// Where it should start on its device.
         offset: u64,
     },
@@ -50,16 +64,6 @@ pub enum Error {
     StoreExists {
         /// The version of the checkpoint found.
         version: u64,
-    },
-    /// A configured limit was hit; nothing was changed.
-    #[error("limit {limit} exceeded: {actual} > {max}")]
-    LimitExceeded {
-        /// The limit's name, as in the settings.
-        limit: &'static str,
-        /// The value asked for.
-        actual: u64,
-        /// The limit.
-        max: u64,
     },
     /// A setting breaks a rule of the store.
     #[error("invalid store configuration: {0}")]

@@ -374,18 +374,18 @@ async fn read_manifest_once(device: &dyn LogDevice, slot: u64) -> Result<Manifes
     let what = || slot_name(slot);
     if bytes.iter().take(MANIFEST_HEAD_LEN).all(|&b| b == 0) {
         return Err(Error::Missing {
-            what: what(),
+            source_name: what(),
             offset,
         });
     }
     let truncated = |needed: u64| Error::Truncated {
-        what: what(),
+        source_name: what(),
         offset,
         needed,
         available,
     };
     let corrupt = |reason: String| Error::Corrupt {
-        what: what(),
+        source_name: what(),
         offset,
         reason,
     };
@@ -527,14 +527,14 @@ async fn read_snapshot(log: &dyn LogDevice, manifest: &Manifest) -> Result<Index
     let available = log.size().saturating_sub(at);
     if available < needed {
         return Err(Error::Truncated {
-            what: what(),
+            source_name: what(),
             offset: at,
             needed,
             available,
         });
     }
     let corrupt = |reason: String| Error::Corrupt {
-        what: what(),
+        source_name: what(),
         offset: at,
         reason,
     };
