@@ -112,7 +112,8 @@ impl Store {
             Probe::Absent => return Ok(None),
             Probe::OnDevice(address) => address,
         };
-        let hit = self.find(key, head, Address::NONE).await?;
+        // Boxed, so that the fast path's future stays small.
+        let hit = Box::pin(self.find(key, head, Address::NONE)).await?;
         Ok(hit.and_then(|hit| self.with_record(&hit, value_of)))
     }
 

@@ -18,7 +18,6 @@
 //! checksum verified. Device writes are whole frames at frame starts, so they are aligned for
 //! every device whose alignment divides the page size.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use netherite_core::device::LogDevice;
@@ -54,7 +53,9 @@ pub(crate) struct HybridLog {
     page_bytes: u64,
     sector: u64,
     record_bytes_max: u64,
-    frames: VecDeque<Frame>,
+    /// Oldest first. A `Vec` rather than a deque: lookups (every read) index it, while the
+    /// front is removed only once per evicted page.
+    frames: Vec<Frame>,
     frames_bytes: u64,
     begin: Address,
     read_only: Address,
@@ -75,7 +76,7 @@ impl HybridLog {
             device,
             page_bytes,
             record_bytes_max,
-            frames: VecDeque::new(),
+            frames: Vec::new(),
             frames_bytes: 0,
             begin,
             read_only: tail,
@@ -97,7 +98,7 @@ impl HybridLog {
     pub(crate) fn regions(&self) -> Regions {
         let lowest = self
             .frames
-            .front()
+            .first()
             .map_or(self.tail, |f| Address::new(f.start));
         Regions {
             begin: self.begin,
@@ -124,9 +125,9 @@ impl HybridLog {
 
     /// The frame holding `address`, if it is in memory.
     fn frame_of(&self, address: u64) -> Option<usize> {
-        let first = self.frames.front()?.start;
+        let first = self.frames.first()?.start;
         // Most frames are one page and follow each other: try the frame a page count away.
-        let guess = (address.checked_sub(first)? / self.page_bytes) as usize;
+        let guess = (address.checked_sub(first)? >> self.page_bytes.trailing_zeros()) as usize;
         if let Some(frame) = self.frames.get(guess)
             && frame.start <= address
             && address < frame.end()
@@ -189,7 +190,7 @@ impl HybridLog {
     /// Whether the tail lies inside the newest frame.
     fn has_open_frame(&self) -> bool {
         self.frames
-            .back()
+            .last()
             .is_some_and(|f| self.tail.get() >= f.start && self.tail.get() < f.end())
     }
 
@@ -220,7 +221,7 @@ impl HybridLog {
         let start = self.tail.round_down(self.page_bytes).get();
         let size = (self.tail.get() - start + len).next_multiple_of(self.page_bytes);
         self.make_room(size, frames_budget).await?;
-        self.frames.push_back(Frame {
+        self.frames.push(Frame {
             start,
             bytes: vec![0; size as usize].into_boxed_slice(),
         });
@@ -255,7 +256,7 @@ impl HybridLog {
     pub(crate) async fn make_room(&mut self, extra: u64, frames_budget: u64) -> Result<(), Error> {
         while self.frames_bytes + extra > frames_budget {
             let tail = self.tail.get();
-            let Some(front) = self.frames.front().filter(|f| f.end() <= tail) else {
+            let Some(front) = self.frames.first().filter(|f| f.end() <= tail) else {
                 return Err(Error::LimitExceeded {
                     limit: "memory_bytes_max",
                     actual: self.frames_bytes + extra,
@@ -266,7 +267,7 @@ impl HybridLog {
             if end > self.read_only {
                 self.advance_read_only(end).await?;
             }
-            let evicted = self.frames.pop_front().expect("front checked above");
+            let evicted = self.frames.remove(0);
             self.frames_bytes -= evicted.bytes.len() as u64;
         }
         Ok(())
@@ -297,7 +298,7 @@ impl HybridLog {
     /// the tail's page and makes the whole log read-only. Returns the end of the records.
     pub(crate) async fn fold_over(&mut self) -> Result<Address, Error> {
         let end = self.tail;
-        let open = self.frames.back().filter(|_| self.has_open_frame());
+        let open = self.frames.last().filter(|_| self.has_open_frame());
         let Some(open_start) = open.map(|f| Address::new(f.start)) else {
             self.advance_read_only(end).await?;
             self.tail = end.round_up(self.page_bytes);
@@ -312,7 +313,7 @@ impl HybridLog {
             .add(HEADER_LEN as u64)
             .min(page_end)
             .round_up(self.sector);
-        let frame = self.frames.back().expect("the open frame");
+        let frame = self.frames.last().expect("the open frame");
         let len = (written.get() - frame.start) as usize;
         self.device.write(frame.start, &frame.bytes[..len]).await?;
         self.tail = page_end;
@@ -332,9 +333,9 @@ impl HybridLog {
     pub(crate) fn set_begin(&mut self, begin: Address) {
         debug_assert!(begin <= self.read_only);
         self.begin = self.begin.max(begin);
-        while let Some(front) = self.frames.front().filter(|f| f.end() <= self.begin.get()) {
+        while let Some(front) = self.frames.first().filter(|f| f.end() <= self.begin.get()) {
             self.frames_bytes -= front.bytes.len() as u64;
-            self.frames.pop_front();
+            self.frames.remove(0);
         }
     }
 
