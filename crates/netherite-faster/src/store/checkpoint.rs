@@ -195,6 +195,7 @@ impl Store {
                 max: blob_max as u64,
             });
         }
+        // Steps 1 to 3 (module docs): the log and the index on the device, durable.
         let begin = self.log.regions().begin;
         let end = self.log.fold_over().await?;
         let snapshot_at = self.log.regions().tail;
@@ -202,6 +203,7 @@ impl Store {
         self.log.skip_to(resume);
         self.log.device().flush().await?;
 
+        // Step 4: the manifest, which makes the checkpoint visible to recovery.
         let manifest = Manifest {
             version: self.checkpoints.next_version,
             page_bytes: self.log.page_bytes(),
@@ -215,6 +217,8 @@ impl Store {
             blob: blob.to_vec(),
         };
         write_manifest(&*self.checkpoints.device, &manifest).await?;
+
+        // Durable: from now on recovery may pick this checkpoint or, failing it, the previous.
         self.checkpoints.next_version += 1;
         self.checkpoints.retained_begins = [Some(begin), self.checkpoints.retained_begins[0]];
         tracing::debug!(version = manifest.version, %begin, %end, entries, "store checkpoint");
