@@ -227,6 +227,10 @@ impl Store {
     }
 
     /// Whether `record`, found at `address`, is the newest of its key and not a tombstone.
+    ///
+    /// Walks the chain down to `address` without reading the record there: reaching it before
+    /// any other record of the key proves it the newest. Cold keys, whose chain head is the
+    /// record itself, cost no read at all.
     pub(crate) async fn is_live(
         &self,
         record: &RecordRef<'_>,
@@ -235,8 +239,27 @@ impl Store {
         if record.header.is_tombstone() {
             return Ok(false);
         }
-        let head = self.index.find(KeyHash::of(record.key()));
-        let newest = self.find(record.key(), head, address).await?;
-        Ok(newest.is_some_and(|hit| hit.address() == address))
+        let key = record.key();
+        let mut at = self.index.find(KeyHash::of(key));
+        while at > address {
+            let previous = if let Some(newer) = self.log.record_at(at) {
+                if newer.key() == key {
+                    return Ok(false);
+                }
+                newer.header.previous
+            } else {
+                let bytes = self.log.read_from_device(at, key.len()).await?;
+                let newer = RecordRef::new(&bytes).expect("a verified whole record");
+                if newer.key() == key {
+                    return Ok(false);
+                }
+                newer.header.previous
+            };
+            if previous >= at.get() {
+                return Err(corrupt(at, format!("chain goes up to {previous}")));
+            }
+            at = Address::new(previous);
+        }
+        Ok(at == address)
     }
 }
