@@ -58,17 +58,8 @@ pub struct StoreStats {
 pub(crate) enum Hit {
     /// In memory at this address.
     Memory(Address),
-    /// On the device at this address; the whole record, verified.
-    Device(Address, Vec<u8>),
-}
-
-impl Hit {
-    /// The record's address.
-    pub(crate) fn address(&self) -> Address {
-        match self {
-            Hit::Memory(address) | Hit::Device(address, _) => *address,
-        }
-    }
+    /// On the device: the whole record, verified.
+    Device(Vec<u8>),
 }
 
 impl Store {
@@ -113,7 +104,7 @@ impl Store {
             Probe::OnDevice(address) => address,
         };
         // Boxed, so that the fast path's future stays small.
-        let hit = Box::pin(self.find(key, head, Address::NONE)).await?;
+        let hit = Box::pin(self.find(key, head)).await?;
         Ok(hit.and_then(|hit| self.with_record(&hit, value_of)))
     }
 
@@ -142,7 +133,7 @@ impl Store {
             return Err(key_too_long(key));
         }
         let (slot, head) = self.slot_for(KeyHash::of(key)).await?;
-        let hit = self.find(key, head, Address::NONE).await?;
+        let hit = self.find(key, head).await?;
         let (old_exists, new) = match &hit {
             None => (false, update(None)),
             Some(hit) => self.with_record(hit, |record| {
@@ -212,16 +203,11 @@ impl Store {
         &self.config
     }
 
-    /// The newest record of `key` at or above `floor` (and `begin`), walking from `head`.
-    pub(crate) async fn find(
-        &self,
-        key: &[u8],
-        head: Address,
-        floor: Address,
-    ) -> Result<Option<Hit>, Error> {
-        let floor = floor.max(self.log.begin());
+    /// The newest record of `key` at or above `begin`, walking from `head`.
+    pub(crate) async fn find(&self, key: &[u8], head: Address) -> Result<Option<Hit>, Error> {
+        let begin = self.log.begin();
         let mut address = head;
-        while address >= floor {
+        while address >= begin {
             let previous = if let Some(record) = self.log.record_at(address) {
                 if record.key() == key {
                     return Ok(Some(Hit::Memory(address)));
@@ -231,7 +217,7 @@ impl Store {
                 let bytes = self.log.read_from_device(address, key.len()).await?;
                 let record = RecordRef::new(&bytes).expect("a verified whole record");
                 if record.key() == key {
-                    return Ok(Some(Hit::Device(address, bytes)));
+                    return Ok(Some(Hit::Device(bytes)));
                 }
                 record.header.previous
             };
@@ -247,7 +233,7 @@ impl Store {
     pub(crate) fn with_record<R>(&self, hit: &Hit, f: impl FnOnce(RecordRef<'_>) -> R) -> R {
         match hit {
             Hit::Memory(address) => f(self.log.record_at(*address).expect("hit in memory")),
-            Hit::Device(_, bytes) => f(RecordRef::new(bytes).expect("a verified whole record")),
+            Hit::Device(bytes) => f(RecordRef::new(bytes).expect("a verified whole record")),
         }
     }
 
