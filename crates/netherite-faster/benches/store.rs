@@ -86,19 +86,16 @@ impl Iterator for Keys {
 /// The store's devices: in memory, or files under `dir`.
 async fn devices(on_files: bool, dir: &Path) -> StoreDevices {
     if !on_files {
-        return StoreDevices {
-            log: Arc::new(MemoryDisk::new(4096).expect("power of two").open()),
-            checkpoints: Arc::new(MemoryDisk::new(4096).expect("power of two").open()),
-        };
+        return StoreDevices::new(
+            Arc::new(MemoryDisk::new(4096).expect("power of two").open()),
+            Arc::new(MemoryDisk::new(4096).expect("power of two").open()),
+        );
     }
     let open = async |name: &str| {
         let device = FileDevice::open(dir.join(name), FileDeviceOptions::default());
         Arc::new(device.await.expect("a temporary directory opens"))
     };
-    StoreDevices {
-        log: open("log").await,
-        checkpoints: open("checkpoints").await,
-    }
+    StoreDevices::new(open("log").await, open("checkpoints").await)
 }
 
 async fn loaded_store(workload: &Workload, keys: &KeySpace, dir: &Path) -> Store {

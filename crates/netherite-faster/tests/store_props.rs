@@ -286,10 +286,7 @@ fn devices(plan: &Arc<CrashPlan>) -> StoreDevices {
             plan: plan.clone(),
         })
     };
-    StoreDevices {
-        log: open(&plan.disks[0]),
-        checkpoints: open(&plan.disks[1]),
-    }
+    StoreDevices::new(open(&plan.disks[0]), open(&plan.disks[1]))
 }
 
 async fn contents(store: &Store) -> Result<Map, Error> {

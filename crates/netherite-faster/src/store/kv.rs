@@ -10,9 +10,9 @@ use std::sync::Arc;
 use netherite_core::device::LogDevice;
 
 use super::address::{Address, Regions};
-use super::config::{KEY_BYTES_MAX, StoreConfig};
+use super::config::{KEY_BYTES_MAX, StoreConfig, StoreDevices};
 use super::index::{Index, KeyHash, SlotRef};
-use super::log::{HybridLog, corrupt};
+use super::log::HybridLog;
 use super::record::{RecordMut, RecordRef, record_len, write_record};
 use crate::Error;
 
@@ -63,15 +63,12 @@ pub(crate) enum Hit {
 }
 
 impl Store {
-    /// A store over `log` with an empty index, not yet checkpointed.
-    pub(crate) fn empty(
-        config: StoreConfig,
-        log: Arc<dyn LogDevice>,
-        checkpoints: Arc<dyn LogDevice>,
-    ) -> Store {
+    /// A store over `devices` with an empty index, not yet checkpointed.
+    pub(crate) fn empty(config: StoreConfig, devices: StoreDevices) -> Store {
         let record_max = config.record_bytes_max();
         let log = HybridLog::new(
-            log,
+            devices.log,
+            devices.log_name.into(),
             config.page_bytes,
             record_max,
             Address::FIRST,
@@ -82,7 +79,7 @@ impl Store {
             config,
             log,
             checkpoints: CheckpointState {
-                device: checkpoints,
+                device: devices.checkpoints,
                 next_version: 1,
                 retained_begins: [None, None],
                 truncated: Address::NONE,
@@ -222,7 +219,9 @@ impl Store {
                 record.header.previous
             };
             if previous >= address.get() {
-                return Err(corrupt(address, format!("chain goes up to {previous}")));
+                return Err(self
+                    .log
+                    .corrupt(address, format!("chain goes up to {previous}")));
             }
             address = Address::new(previous);
         }

@@ -29,9 +29,6 @@ use crate::Error;
 /// Bytes read past the key on a device read, in the hope of getting the value in one read.
 const READ_AHEAD: usize = 256;
 
-/// What the store's error messages call the log device.
-pub(crate) const LOG_DEVICE: &str = "store log device";
-
 /// A run of whole pages in memory.
 #[derive(Debug)]
 struct Frame {
@@ -50,6 +47,8 @@ impl Frame {
 #[derive(Debug)]
 pub(crate) struct HybridLog {
     device: Arc<dyn LogDevice>,
+    /// What error messages call the device.
+    name: Arc<str>,
     page_bytes: u64,
     sector: u64,
     record_bytes_max: u64,
@@ -66,6 +65,7 @@ impl HybridLog {
     /// A log over `device` whose live records span `begin..tail`, none of them in memory.
     pub(crate) fn new(
         device: Arc<dyn LogDevice>,
+        name: Arc<str>,
         page_bytes: u64,
         record_bytes_max: u64,
         begin: Address,
@@ -74,6 +74,7 @@ impl HybridLog {
         HybridLog {
             sector: device.alignment(),
             device,
+            name,
             page_bytes,
             record_bytes_max,
             frames: Vec::new(),
@@ -87,6 +88,11 @@ impl HybridLog {
     /// The device under the log.
     pub(crate) fn device(&self) -> &Arc<dyn LogDevice> {
         &self.device
+    }
+
+    /// What error messages call the device.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     /// The page size.
@@ -339,6 +345,15 @@ impl HybridLog {
         }
     }
 
+    /// The error for a damaged record at `address`.
+    pub(crate) fn corrupt(&self, address: Address, reason: String) -> Error {
+        Error::Corrupt {
+            source_name: format!("record in {}", self.name),
+            offset: address.get(),
+            reason,
+        }
+    }
+
     /// Reads the whole record at `address` from the device and verifies it, rereading once
     /// when a check fails (a read may be damaged on its way). `key_len` sizes the first read.
     pub(crate) async fn read_from_device(
@@ -360,7 +375,7 @@ impl HybridLog {
         let available = self.device.size().saturating_sub(at);
         let first = ((HEADER_LEN + key_len + READ_AHEAD) as u64).min(available);
         let truncated = |needed: u64| Error::Truncated {
-            source_name: format!("record in the {LOG_DEVICE}"),
+            source_name: format!("record in {}", self.name),
             offset: at,
             needed,
             available,
@@ -379,7 +394,7 @@ impl HybridLog {
         bytes.truncate(len as usize);
         let record = RecordRef::new(&bytes).expect("holds the whole record");
         if !record.verify() {
-            return Err(corrupt(address, "checksum mismatch".into()));
+            return Err(self.corrupt(address, "checksum mismatch".into()));
         }
         Ok(bytes)
     }
@@ -387,27 +402,12 @@ impl HybridLog {
     /// Checks that a header read from the device is a record of sane length; returns it.
     fn check_header(&self, address: Address, header: &Header) -> Result<u64, Error> {
         if header.kind() != Kind::Record {
-            return Err(corrupt(
-                address,
-                "a chain points at something not a record".into(),
-            ));
+            return Err(self.corrupt(address, "a chain points at something not a record".into()));
         }
         let len = header.record_len();
         if len > self.record_bytes_max + RECORD_ALIGN {
-            return Err(corrupt(
-                address,
-                format!("record length {len} is past the limit"),
-            ));
+            return Err(self.corrupt(address, format!("record length {len} is past the limit")));
         }
         Ok(len)
-    }
-}
-
-/// A damaged record of the log device.
-pub(crate) fn corrupt(address: Address, reason: String) -> Error {
-    Error::Corrupt {
-        source_name: format!("record in the {LOG_DEVICE}"),
-        offset: address.get(),
-        reason,
     }
 }

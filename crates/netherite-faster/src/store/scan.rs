@@ -12,7 +12,7 @@
 use super::address::Address;
 use super::index::KeyHash;
 use super::kv::Store;
-use super::log::{HybridLog, LOG_DEVICE, corrupt};
+use super::log::HybridLog;
 use super::record::{HEADER_LEN, Header, Kind, RecordRef};
 use crate::Error;
 
@@ -66,7 +66,7 @@ impl LogCursor {
                 record: None,
             }
         } else if let Some(bytes) = log.bytes_at(address) {
-            step_in_memory(address, page_end, bytes)?
+            step_in_memory(log, address, page_end, bytes)?
         } else {
             self.step_on_device(log, address, page_end).await?
         };
@@ -84,7 +84,7 @@ impl LogCursor {
         let bytes = self.page_bytes_at(log, address, page_end).await?;
         if bytes.len() < HEADER_LEN {
             return Err(Error::Truncated {
-                source_name: format!("scan of the {LOG_DEVICE}"),
+                source_name: format!("scan of {}", log.name()),
                 offset: address.get(),
                 needed: HEADER_LEN as u64,
                 available: bytes.len() as u64,
@@ -92,7 +92,7 @@ impl LogCursor {
         }
         let header = Header::parse(bytes);
         if header.kind() != Kind::Record {
-            return marker_step(address, page_end, &header);
+            return marker_step(log, address, page_end, &header);
         }
         let len = header.record_len();
         let verified = RecordRef::new(bytes).is_some_and(|record| record.verify());
@@ -136,13 +136,18 @@ impl LogCursor {
 }
 
 /// The step at `address`, whose bytes (to the end of its frame) are in memory.
-fn step_in_memory(address: Address, page_end: Address, bytes: &[u8]) -> Result<Step, Error> {
+fn step_in_memory(
+    log: &HybridLog,
+    address: Address,
+    page_end: Address,
+    bytes: &[u8],
+) -> Result<Step, Error> {
     let header = Header::parse(bytes);
     if header.kind() != Kind::Record {
-        return marker_step(address, page_end, &header);
+        return marker_step(log, address, page_end, &header);
     }
     let record = RecordRef::new(bytes)
-        .ok_or_else(|| corrupt(address, "a record in memory runs past its frame".into()))?;
+        .ok_or_else(|| log.corrupt(address, "a record in memory runs past its frame".into()))?;
     let len = record.header.record_len();
     Ok(Step {
         address,
@@ -152,10 +157,17 @@ fn step_in_memory(address: Address, page_end: Address, bytes: &[u8]) -> Result<S
 }
 
 /// The step of a pad or skip header.
-fn marker_step(address: Address, page_end: Address, header: &Header) -> Result<Step, Error> {
+fn marker_step(
+    log: &HybridLog,
+    address: Address,
+    page_end: Address,
+    header: &Header,
+) -> Result<Step, Error> {
     let next = match header.kind() {
         Kind::Skip(len) if len >= HEADER_LEN as u64 => address.add(len),
-        Kind::Skip(len) => return Err(corrupt(address, format!("a skip region of length {len}"))),
+        Kind::Skip(len) => {
+            return Err(log.corrupt(address, format!("a skip region of length {len}")));
+        }
         Kind::Pad | Kind::Record => page_end,
     };
     Ok(Step {
@@ -177,10 +189,10 @@ fn marker_step(address: Address, page_end: Address, header: &Header) -> Result<S
 /// # use netherite_faster::store::{Store, StoreConfig, StoreDevices};
 /// # let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
 /// # runtime.block_on(async {
-/// # let devices = StoreDevices {
-/// #     log: Arc::new(MemoryDisk::new(512)?.open()),
-/// #     checkpoints: Arc::new(MemoryDisk::new(512)?.open()),
-/// # };
+/// # let devices = StoreDevices::new(
+/// #     Arc::new(MemoryDisk::new(512)?.open()),
+/// #     Arc::new(MemoryDisk::new(512)?.open()),
+/// # );
 /// # let config = StoreConfig { memory_bytes_max: 1 << 20, index_buckets: 64, page_bytes: 4096,
 /// #     ..StoreConfig::default() };
 /// let mut store = Store::create(devices, config).await?;
@@ -256,7 +268,7 @@ impl Store {
                 newer.header.previous
             };
             if previous >= at.get() {
-                return Err(corrupt(at, format!("chain goes up to {previous}")));
+                return Err(self.log.corrupt(at, format!("chain goes up to {previous}")));
             }
             at = Address::new(previous);
         }
