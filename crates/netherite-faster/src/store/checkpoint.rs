@@ -133,6 +133,13 @@ impl Store {
         manifests.sort_by_key(|(_, manifest)| Reverse(manifest.version));
 
         for (slot, manifest) in &manifests {
+            let alignment = devices.log.alignment();
+            if !manifest.page_bytes.is_multiple_of(alignment) {
+                return Err(Error::InvalidConfig(format!(
+                    "checkpoint {} has pages of {} bytes, which {} cannot write (alignment {})",
+                    manifest.version, manifest.page_bytes, devices.log_name, alignment
+                )));
+            }
             match load_index(&*devices.log, &devices.log_name, manifest, &config).await {
                 Ok(index) => {
                     let older = manifests.iter().find(|(_, m)| m.version < manifest.version);
