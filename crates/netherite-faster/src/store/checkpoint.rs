@@ -544,7 +544,7 @@ async fn read_snapshot(
         )
     };
     let data_len = manifest.snapshot_entries.saturating_mul(SNAPSHOT_ENTRY_LEN);
-    let needed = HEADER_LEN as u64 + data_len;
+    let needed = data_len.saturating_add(HEADER_LEN as u64);
     let available = log.size().saturating_sub(at);
     if available < needed {
         return Err(Error::Truncated {

@@ -386,16 +386,18 @@ impl HybridLog {
         let mut bytes = self.device.read(at, first as usize).await?;
         let len = self.check_header(address, &Header::parse(&bytes))?;
         if len > available {
-            return Err(truncated(len));
+            let reason = format!("record length {len} runs past the end of the device");
+            return Err(self.corrupt(address, reason));
         }
         if len > first {
             bytes = self.device.read(at, len as usize).await?;
         }
-        bytes.truncate(len as usize);
-        let record = RecordRef::new(&bytes).expect("holds the whole record");
-        if !record.verify() {
+        // The second read may disagree with the first about the length: check it whole.
+        let whole = RecordRef::new(&bytes).filter(|r| r.header.record_len() == len && r.verify());
+        if whole.is_none() {
             return Err(self.corrupt(address, "checksum mismatch".into()));
         }
+        bytes.truncate(len as usize);
         Ok(bytes)
     }
 

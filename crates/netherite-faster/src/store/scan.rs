@@ -70,6 +70,13 @@ impl LogCursor {
         } else {
             self.step_on_device(log, address, page_end).await?
         };
+        if step.next > page_end && step.next > self.end {
+            let reason = format!(
+                "a skip region reaches {}, past the end {}",
+                step.next, self.end
+            );
+            return Err(log.corrupt(address, reason));
+        }
         self.position = step.next;
         Ok(Some(step))
     }
@@ -90,18 +97,31 @@ impl LogCursor {
                 available: bytes.len() as u64,
             });
         }
+        // Every header read from the device is checked before the scan trusts its lengths;
+        // a damaged one is read again once, straight from the device.
         let header = Header::parse(bytes);
         if header.kind() != Kind::Record {
-            return marker_step(log, address, page_end, &header);
+            if marker_intact(bytes) {
+                return marker_step(log, address, page_end, &header);
+            }
+            let fresh = log.device().read(address.get(), HEADER_LEN).await?;
+            if !marker_intact(&fresh) {
+                return Err(log.corrupt(address, "a damaged pad or skip header".into()));
+            }
+            return marker_step(log, address, page_end, &Header::parse(&fresh));
         }
-        let len = header.record_len();
-        let verified = RecordRef::new(bytes).is_some_and(|record| record.verify());
-        let record = if verified {
-            bytes[..len as usize].to_vec()
-        } else {
-            log.read_from_device(address, header.key_len as usize)
-                .await?
+        let whole = RecordRef::new(bytes).filter(|record| record.verify());
+        let record = match whole {
+            Some(record) => bytes[..record.header.record_len() as usize].to_vec(),
+            None => {
+                log.read_from_device(address, header.key_len as usize)
+                    .await?
+            }
         };
+        let len = RecordRef::new(&record)
+            .expect("a whole record")
+            .header
+            .record_len();
         Ok(Step {
             address,
             next: address.add(len),
@@ -154,6 +174,12 @@ fn step_in_memory(
         next: address.add(len),
         record: Some(bytes[..len as usize].to_vec()),
     })
+}
+
+/// Whether the header at the start of `bytes` is zeros (never written: a pad) or a pad or
+/// skip header whose checksum holds.
+fn marker_intact(bytes: &[u8]) -> bool {
+    bytes[..HEADER_LEN].iter().all(|&b| b == 0) || RecordRef::new(bytes).is_some_and(|r| r.verify())
 }
 
 /// The step of a pad or skip header.
