@@ -47,4 +47,43 @@ pub enum Error {
     /// The commit log was closed or dropped.
     #[error("commit log closed")]
     Closed,
+
+    // The key-value store (`store`).
+    /// Stored bytes end before the thing that was being read does.
+    #[error(
+        "{source_name} at offset {offset} is truncated: needs {needed} bytes, {available} there"
+    )]
+    Truncated {
+        /// What was being read, e.g. `manifest slot 1 of the store checkpoint device`.
+        source_name: String,
+        /// Where it starts on its device.
+        offset: u64,
+        /// How many bytes it needs from its start.
+        needed: u64,
+        /// How many bytes the device holds from its start.
+        available: u64,
+    },
+    /// Something that must be there was never written, e.g. a checkpoint manifest.
+    #[error("{source_name} at offset {offset} is missing")]
+    Missing {
+        /// What was expected.
+        source_name: String,
+        /// Where it should start on its device.
+        offset: u64,
+    },
+    /// Recovery found no checkpoint it could load; every attempt is listed, newest first.
+    #[error("no intact checkpoint: {}", .attempts.join("; "))]
+    NoIntactCheckpoint {
+        /// Why each candidate was refused.
+        attempts: Vec<String>,
+    },
+    /// `Store::create` found a checkpoint already there; recover it instead.
+    #[error("the checkpoint device already holds checkpoint {version}; recover it instead")]
+    StoreExists {
+        /// The version of the checkpoint found.
+        version: u64,
+    },
+    /// A setting breaks a rule of the store.
+    #[error("invalid store configuration: {0}")]
+    InvalidConfig(String),
 }
