@@ -18,6 +18,7 @@
 //! checksum verified. Device writes are whole frames at frame starts, so they are aligned for
 //! every device whose alignment divides the page size.
 
+use std::fmt;
 use std::sync::Arc;
 
 use netherite_core::device::LogDevice;
@@ -30,10 +31,19 @@ use crate::Error;
 const READ_AHEAD: usize = 256;
 
 /// A run of whole pages in memory.
-#[derive(Debug)]
 struct Frame {
     start: u64,
     bytes: Box<[u8]>,
+}
+
+/// Where and how long, not the bytes: a frame is at least a page.
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frame")
+            .field("start", &self.start)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
 }
 
 impl Frame {
@@ -63,6 +73,10 @@ pub(crate) struct HybridLog {
 
 impl HybridLog {
     /// A log over `device` whose live records span `begin..tail`, none of them in memory.
+    ///
+    /// When the tail is inside a page (a new store's starts at [`Address::FIRST`]), that page
+    /// is opened in memory at once, so that the pad header ending it is written with it: on
+    /// the device, every header a scan meets was written, and zeros there are damage.
     pub(crate) fn new(
         device: Arc<dyn LogDevice>,
         name: Arc<str>,
@@ -71,7 +85,7 @@ impl HybridLog {
         begin: Address,
         tail: Address,
     ) -> HybridLog {
-        HybridLog {
+        let mut log = HybridLog {
             sector: device.alignment(),
             device,
             name,
@@ -82,7 +96,15 @@ impl HybridLog {
             begin,
             read_only: tail,
             tail,
+        };
+        if !tail.get().is_multiple_of(page_bytes) {
+            log.frames.push(Frame {
+                start: tail.round_down(page_bytes).get(),
+                bytes: vec![0; page_bytes as usize].into_boxed_slice(),
+            });
+            log.frames_bytes = page_bytes;
         }
+        log
     }
 
     /// The device under the log.

@@ -106,7 +106,7 @@ impl LogCursor {
             }
             let fresh = log.device().read(address.get(), HEADER_LEN).await?;
             if !marker_intact(&fresh) {
-                return Err(log.corrupt(address, "a damaged pad or skip header".into()));
+                return Err(log.corrupt(address, damaged_marker(&fresh)));
             }
             return marker_step(log, address, page_end, &Header::parse(&fresh));
         }
@@ -176,10 +176,23 @@ fn step_in_memory(
     })
 }
 
-/// Whether the header at the start of `bytes` is zeros (never written: a pad) or a pad or
-/// skip header whose checksum holds.
+/// Whether the header at the start of `bytes` is a pad or skip header whose checksum holds.
+///
+/// Zeros are not: the log writes every page it hands out with an explicit pad header where its
+/// records end, so zeros where a scan expects a header mean the page was lost (a block the
+/// file system zeroed, a hole in a file). Taking them for a pad would skip the page's records
+/// silently, and a compaction would then drop them.
 fn marker_intact(bytes: &[u8]) -> bool {
-    bytes[..HEADER_LEN].iter().all(|&b| b == 0) || RecordRef::new(bytes).is_some_and(|r| r.verify())
+    RecordRef::new(bytes).is_some_and(|r| r.verify())
+}
+
+/// Why a pad or skip header read from the device cannot be trusted.
+fn damaged_marker(bytes: &[u8]) -> String {
+    if bytes.iter().all(|&b| b == 0) {
+        "zeros where a header must be: the page was lost".into()
+    } else {
+        "a damaged pad or skip header".into()
+    }
 }
 
 /// The step of a pad or skip header.
