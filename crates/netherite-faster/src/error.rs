@@ -71,6 +71,23 @@ pub enum Error {
         /// Where it should start on its device.
         offset: u64,
     },
+    /// Stored bytes are intact (their checksum holds) but in a format newer than this program
+    /// reads: a newer program wrote them. Nothing is passed over or erased; open the store
+    /// with that program.
+    #[error(
+        "{source_name} at offset {offset} is in format {format}, written by a newer program; \
+         this one reads format {supported}"
+    )]
+    NewerFormat {
+        /// What was being read, e.g. `manifest slot 1 of /data/p03/store-checkpoints`.
+        source_name: String,
+        /// Where it starts on its device.
+        offset: u64,
+        /// The format found.
+        format: u32,
+        /// The format this program reads.
+        supported: u32,
+    },
     /// Recovery found no checkpoint it could load; every attempt is listed, newest first.
     #[error("no intact checkpoint: {}", .attempts.join("; "))]
     NoIntactCheckpoint {

@@ -71,16 +71,20 @@ pub struct Recovered {
 impl Store {
     /// Creates an empty store on `devices` and makes it durable as checkpoint 1 (empty blob).
     ///
-    /// Refuses with [`Error::StoreExists`] when the checkpoint device holds a valid manifest:
-    /// an existing store is opened with [`Store::recover`].
+    /// Refuses with [`Error::StoreExists`] when the checkpoint device holds a valid manifest
+    /// (an existing store is opened with [`Store::recover`]), and with [`Error::NewerFormat`]
+    /// when it holds one a newer program wrote. A missing or damaged manifest is overwritten.
     pub async fn create(devices: StoreDevices, config: StoreConfig) -> Result<Store, Error> {
         config.validate(devices.log.alignment())?;
         for slot in 0..2 {
             let name = &devices.checkpoints_name;
-            if let Ok(manifest) = read_manifest(&*devices.checkpoints, name, slot).await {
-                return Err(Error::StoreExists {
-                    version: manifest.version,
-                });
+            match read_manifest(&*devices.checkpoints, name, slot).await {
+                Ok(manifest) => {
+                    let version = manifest.version;
+                    return Err(Error::StoreExists { version });
+                }
+                Err(error) if is_damage(&error) => {}
+                Err(error) => return Err(error),
             }
         }
         clear_slots(&*devices.checkpoints, &[0, 1]).await?;
@@ -94,8 +98,9 @@ impl Store {
     ///
     /// Falls back to the older checkpoint when the newer one's manifest or snapshot is
     /// missing, damaged or cut short; [`Recovered::skipped`] says what was passed over. Fails
-    /// with [`Error::NoIntactCheckpoint`] when neither can be loaded, and with a device error
-    /// (nothing erased) when a device fails rather than its bytes.
+    /// with [`Error::NoIntactCheckpoint`] when neither can be loaded, and (nothing erased) with
+    /// a device error when a device fails rather than its bytes, or [`Error::NewerFormat`]
+    /// when a newer program wrote a manifest.
     pub async fn recover(
         devices: StoreDevices,
         config: StoreConfig,
@@ -298,28 +303,30 @@ async fn load_index(
     manifest: &Manifest,
     config: &StoreConfig,
 ) -> Result<Index, Error> {
-    let bytes_needed = manifest.index_buckets * 64 + 4 * manifest.page_bytes;
-    if bytes_needed > config.memory_bytes_max {
-        return Err(Error::LimitExceeded {
-            limit: "memory_bytes_max",
-            actual: bytes_needed,
-            max: config.memory_bytes_max,
-        });
-    }
+    // The manifest's rules bound pages and buckets, so none of this overflows. Each entry
+    // takes a slot of at least 8 bytes, so the count alone may show the index cannot fit.
+    let pages = 4 * manifest.page_bytes;
+    fits_budget(manifest.index_buckets * 64 + pages, config)?;
+    fits_budget(manifest.snapshot_entries.saturating_mul(8), config)?;
     let index = match read_snapshot(log, name, manifest).await {
         Err(Error::Corrupt { .. }) => read_snapshot(log, name, manifest).await,
         other => other,
     }?;
     // Overflow buckets may have made the index larger than the bucket count says.
-    let bytes_needed = index.memory_bytes() + 4 * manifest.page_bytes;
-    if bytes_needed > config.memory_bytes_max {
+    fits_budget(index.memory_bytes() + pages, config)?;
+    Ok(index)
+}
+
+/// Fails unless `bytes` fit in the memory budget.
+fn fits_budget(bytes: u64, config: &StoreConfig) -> Result<(), Error> {
+    if bytes > config.memory_bytes_max {
         return Err(Error::LimitExceeded {
             limit: "memory_bytes_max",
-            actual: bytes_needed,
+            actual: bytes,
             max: config.memory_bytes_max,
         });
     }
-    Ok(index)
+    Ok(())
 }
 
 /// Reads the snapshot at `manifest.snapshot_at` into a new index, checking every entry.

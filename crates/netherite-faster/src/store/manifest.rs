@@ -14,10 +14,15 @@
 //! A slot is at least 4096 bytes and a whole number of the device's sectors; slot `i` starts
 //! at `i * slot bytes`. A slot of zeros is missing; anything else that fails a check is
 //! damaged, and the error names the slot, its device and its offset.
+//!
+//! A later format keeps the magic, the head and the format number at the start of the body,
+//! so that an intact manifest of a newer format is told apart from damage: it is refused with
+//! [`Error::NewerFormat`], never passed over and erased as a damaged one would be.
 
 use netherite_core::device::LogDevice;
 
 use super::address::Address;
+use super::config::PAGE_BYTES_MAX;
 use crate::Error;
 
 /// The manifest format this program writes and reads.
@@ -163,19 +168,25 @@ async fn read_manifest_once(
         return Err(truncated(end as u64));
     }
     let crc = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
-    if crc32c::crc32c(&bytes[MANIFEST_HEAD_LEN..end]) != crc {
+    let body = &bytes[MANIFEST_HEAD_LEN..end];
+    if crc32c::crc32c(body) != crc {
         return Err(corrupt("checksum mismatch".into()));
     }
-    decode_body(&bytes[MANIFEST_HEAD_LEN..end]).map_err(corrupt)
+    let mut reader = FieldReader { bytes: body, at: 0 };
+    match reader.u32().map_err(&corrupt)? {
+        MANIFEST_FORMAT => decode_body(reader).map_err(corrupt),
+        format if format > MANIFEST_FORMAT => Err(Error::NewerFormat {
+            source_name: what(),
+            offset,
+            format,
+            supported: MANIFEST_FORMAT,
+        }),
+        format => Err(corrupt(format!("no manifest format is numbered {format}"))),
+    }
 }
 
-/// Decodes a manifest body whose checksum passed.
-fn decode_body(body: &[u8]) -> Result<Manifest, String> {
-    let mut reader = FieldReader { bytes: body, at: 0 };
-    let format = reader.u32()?;
-    if format != MANIFEST_FORMAT {
-        return Err(format!("unsupported manifest format {format}"));
-    }
+/// Decodes the rest of a manifest body whose checksum passed and whose format is this one.
+fn decode_body(mut reader: FieldReader<'_>) -> Result<Manifest, String> {
     let mut manifest = Manifest {
         version: reader.u64()?,
         page_bytes: reader.u64()?,
@@ -194,15 +205,20 @@ fn decode_body(body: &[u8]) -> Result<Manifest, String> {
     Ok(manifest)
 }
 
-/// The rules every manifest this program wrote keeps.
+/// The rules every manifest this program wrote keeps. Later arithmetic on the fields relies
+/// on them: pages are bounded, and the snapshot and the resumed tail start pages.
 fn check_manifest(m: &Manifest) -> Result<(), String> {
-    let page_ok = m.page_bytes.is_power_of_two() && m.page_bytes >= 4096;
+    let page_ok = m.page_bytes.is_power_of_two() && (4096..=PAGE_BYTES_MAX).contains(&m.page_bytes);
     let buckets_ok = m.index_buckets.is_power_of_two() && m.index_buckets <= 1 << 32;
     let order_ok = Address::FIRST.get() <= m.begin
         && m.begin <= m.end
         && m.end <= m.snapshot_at
-        && m.snapshot_at < m.resume;
-    if !(page_ok && buckets_ok && order_ok) {
+        && m.snapshot_at < m.resume
+        && m.resume <= Address::MAX.get();
+    let pages_ok = page_ok
+        && m.snapshot_at.is_multiple_of(m.page_bytes)
+        && m.resume.is_multiple_of(m.page_bytes);
+    if !(buckets_ok && order_ok && pages_ok) {
         return Err(format!("fields break the manifest's rules: {m:?}"));
     }
     Ok(())
