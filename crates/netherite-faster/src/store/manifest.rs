@@ -303,4 +303,35 @@ mod tests {
         );
         assert!(error.to_string().contains("manifest slot 1"), "{error}");
     }
+
+    /// Fields no writer of this format produces are damage even under a valid checksum:
+    /// pages past the limit (whose arithmetic would overflow), a snapshot or a tail off a
+    /// page start.
+    #[tokio::test]
+    async fn fields_past_their_rules_are_damage() {
+        let disk = netherite_core::device::MemoryDisk::new(512).expect("power of two");
+        let device = disk.open();
+        let wild = [
+            Manifest {
+                page_bytes: 1 << 63,
+                ..sample()
+            },
+            Manifest {
+                snapshot_at: 12288 + 512,
+                ..sample()
+            },
+            Manifest {
+                resume: 16384 + 8,
+                ..sample()
+            },
+        ];
+        for manifest in wild {
+            write_manifest(&device, &manifest).await.expect("written");
+            let error = read_manifest(&device, "cp", 1).await.expect_err("refused");
+            assert!(
+                matches!(&error, Error::Corrupt { reason, .. } if reason.contains("rules")),
+                "{error}"
+            );
+        }
+    }
 }
