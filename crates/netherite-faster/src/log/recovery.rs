@@ -64,7 +64,8 @@ pub(crate) async fn recover(
             format!("the device ends at {size}, before the start"),
         ));
     }
-    let mut walker = Walker::new(device.clone(), start, config.read_attempts_max);
+    let name = config.name.as_str().into();
+    let mut walker = Walker::new(name, device.clone(), start, config.read_attempts_max);
     let (end, records) = walk_to_end(&mut walker, size).await?;
 
     let survey = survey(device, end.at, size).await?;
