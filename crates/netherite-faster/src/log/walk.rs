@@ -18,9 +18,9 @@ use std::sync::Arc;
 use netherite_core::device::LogDevice;
 
 use super::format::{self, FrameKind, HEADER_LEN, Header};
-use super::reader::Reader;
 use super::{LogPosition, LogRecord, RecordKind};
-use crate::Error;
+use crate::reader::Reader;
+use crate::{Error, Place};
 
 /// Where the chain of valid frames ends, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +61,7 @@ type Verdict = Result<Frame, &'static str>;
 pub(crate) struct Walker {
     /// The log's name, for errors.
     name: Arc<str>,
+    device: Arc<dyn LogDevice>,
     reader: Reader,
     alignment: u64,
     read_attempts_max: u32,
@@ -83,7 +84,8 @@ impl Walker {
         let alignment = device.alignment();
         Walker {
             name,
-            reader: Reader::new(device),
+            device,
+            reader: Reader::default(),
             alignment,
             read_attempts_max,
             pos: start,
@@ -155,7 +157,10 @@ impl Walker {
         if pos + HEADER_LEN as u64 > limit {
             return Ok(Err("a frame header runs past the end of the data"));
         }
-        let bytes = self.reader.get(pos, HEADER_LEN, limit).await?;
+        let bytes = self
+            .reader
+            .get(&*self.device, pos, HEADER_LEN, limit)
+            .await?;
         let bytes: [u8; HEADER_LEN] = bytes.try_into().expect("get returns the length asked");
         let header = match Header::decode(&bytes) {
             Ok(header) => header,
@@ -169,9 +174,10 @@ impl Walker {
         }
 
         let body_at = pos + HEADER_LEN as u64;
+        let covered = header.checked_body_len();
         let body = self
             .reader
-            .get(body_at, header.checked_body_len(), limit)
+            .get(&*self.device, body_at, covered, limit)
             .await?;
         if !header.verify(pos, body) {
             return Ok(Err("checksum mismatch"));
@@ -192,16 +198,15 @@ impl Walker {
         if body_at + covered as u64 > limit {
             return Ok(());
         }
-        let body = self.reader.get(body_at, covered, limit).await?;
+        let body = self
+            .reader
+            .get(&*self.device, body_at, covered, limit)
+            .await?;
         if !format::newer_frame_intact(header, pos, body) {
             return Ok(());
         }
-        Err(Error::NewerFormat {
-            source_name: self.name.to_string(),
-            offset: pos,
-            format: u32::from(version),
-            supported: u32::from(format::FORMAT_VERSION),
-        })
+        let place = Place::new(&*self.name, pos);
+        Err(place.newer_format(u32::from(version), u32::from(format::FORMAT_VERSION)))
     }
 
     /// Whether a frame that passed its checksum fits where it stands in the chain.

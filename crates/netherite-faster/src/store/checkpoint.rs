@@ -40,7 +40,7 @@ use super::manifest::{
     write_manifest,
 };
 use super::record::{HEADER_LEN, Header, Kind, RecordRef};
-use crate::Error;
+use crate::{Error, Place, reread_if_corrupt};
 
 /// One index slot in a snapshot: the primary bucket (u32) and the slot word (u64).
 const SNAPSHOT_ENTRY_LEN: u64 = 12;
@@ -308,10 +308,7 @@ async fn load_index(
     let pages = 4 * manifest.page_bytes;
     fits_budget(manifest.index_buckets * 64 + pages, config)?;
     fits_budget(manifest.snapshot_entries.saturating_mul(8), config)?;
-    let index = match read_snapshot(log, name, manifest).await {
-        Err(Error::Corrupt { .. }) => read_snapshot(log, name, manifest).await,
-        other => other,
-    }?;
+    let index = reread_if_corrupt(|| read_snapshot(log, name, manifest)).await?;
     // Overflow buckets may have made the index larger than the bucket count says.
     fits_budget(index.memory_bytes() + pages, config)?;
     Ok(index)
@@ -336,33 +333,20 @@ async fn read_snapshot(
     manifest: &Manifest,
 ) -> Result<Index, Error> {
     let at = manifest.snapshot_at;
-    let what = || {
-        format!(
-            "index snapshot of checkpoint {} in {name}",
-            manifest.version
-        )
-    };
+    let what = format!(
+        "index snapshot of checkpoint {} in {name}",
+        manifest.version
+    );
+    let place = Place::new(what, at);
     let data_len = manifest.snapshot_entries.saturating_mul(SNAPSHOT_ENTRY_LEN);
     let needed = data_len.saturating_add(HEADER_LEN as u64);
     let available = log.size().saturating_sub(at);
     if available < needed {
-        return Err(Error::Truncated {
-            source_name: what(),
-            offset: at,
-            needed,
-            available,
-        });
+        return Err(place.truncated(needed, available));
     }
-    let corrupt = |reason: String| Error::Corrupt {
-        source_name: what(),
-        offset: at,
-        reason,
-    };
     let head = log.read(at, HEADER_LEN).await?;
     if !skip_header_matches(&head, manifest, needed) {
-        return Err(corrupt(
-            "the skip header does not match the manifest".into(),
-        ));
+        return Err(place.corrupt("the skip header does not match the manifest"));
     }
 
     let mut index = Index::new(manifest.index_buckets);
@@ -375,13 +359,13 @@ async fn read_snapshot(
         for entry in bytes.chunks_exact(SNAPSHOT_ENTRY_LEN as usize) {
             let home = u32::from_le_bytes(entry[..4].try_into().expect("4 bytes"));
             let word = u64::from_le_bytes(entry[4..].try_into().expect("8 bytes"));
-            check_entry(manifest, home, word).map_err(corrupt)?;
+            check_entry(manifest, home, word).map_err(|reason| place.corrupt(reason))?;
             index.restore_slot(home, word);
         }
         offset += len;
     }
     if crc != manifest.snapshot_crc {
-        return Err(corrupt("checksum mismatch".into()));
+        return Err(place.corrupt("checksum mismatch"));
     }
     Ok(index)
 }

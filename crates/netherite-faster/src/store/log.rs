@@ -25,7 +25,7 @@ use netherite_core::device::LogDevice;
 
 use super::address::{Address, Regions};
 use super::record::{HEADER_LEN, Header, Kind, RECORD_ALIGN, RecordRef};
-use crate::Error;
+use crate::{Error, Place, reread_if_corrupt};
 
 /// Bytes read past the key on a device read, in the hope of getting the value in one read.
 const READ_AHEAD: usize = 256;
@@ -110,11 +110,6 @@ impl HybridLog {
     /// The device under the log.
     pub(crate) fn device(&self) -> &Arc<dyn LogDevice> {
         &self.device
-    }
-
-    /// What error messages call the device.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
     }
 
     /// The page size.
@@ -367,13 +362,9 @@ impl HybridLog {
         }
     }
 
-    /// The error for a damaged record at `address`.
-    pub(crate) fn corrupt(&self, address: Address, reason: String) -> Error {
-        Error::Corrupt {
-            source_name: format!("record in {}", self.name),
-            offset: address.get(),
-            reason,
-        }
+    /// The place of the record at `address`, for damage reports.
+    pub(crate) fn place(&self, address: Address) -> Place {
+        Place::new(format!("record in {}", self.name), address.get())
     }
 
     /// Reads the whole record at `address` from the device and verifies it, rereading once
@@ -383,33 +374,22 @@ impl HybridLog {
         address: Address,
         key_len: usize,
     ) -> Result<Vec<u8>, Error> {
-        match self.read_once(address, key_len).await {
-            Err(Error::Corrupt { .. }) => {
-                tracing::debug!(%address, "store record failed a check; reading it again");
-                self.read_once(address, key_len).await
-            }
-            other => other,
-        }
+        reread_if_corrupt(|| self.read_once(address, key_len)).await
     }
 
     async fn read_once(&self, address: Address, key_len: usize) -> Result<Vec<u8>, Error> {
-        let at = address.get();
+        let (at, place) = (address.get(), self.place(address));
         let available = self.device.size().saturating_sub(at);
         let first = ((HEADER_LEN + key_len + READ_AHEAD) as u64).min(available);
-        let truncated = |needed: u64| Error::Truncated {
-            source_name: format!("record in {}", self.name),
-            offset: at,
-            needed,
-            available,
-        };
         if first < HEADER_LEN as u64 {
-            return Err(truncated(HEADER_LEN as u64));
+            return Err(place.truncated(HEADER_LEN as u64, available));
         }
         let mut bytes = self.device.read(at, first as usize).await?;
-        let len = self.check_header(address, &Header::parse(&bytes))?;
+        let len = self.check_header(&place, &Header::parse(&bytes))?;
         if len > available {
-            let reason = format!("record length {len} runs past the end of the device");
-            return Err(self.corrupt(address, reason));
+            return Err(place.corrupt(format!(
+                "record length {len} runs past the end of the device"
+            )));
         }
         if len > first {
             bytes = self.device.read(at, len as usize).await?;
@@ -417,20 +397,20 @@ impl HybridLog {
         // The second read may disagree with the first about the length: check it whole.
         let whole = RecordRef::new(&bytes).filter(|r| r.header.record_len() == len && r.verify());
         if whole.is_none() {
-            return Err(self.corrupt(address, "checksum mismatch".into()));
+            return Err(place.corrupt("checksum mismatch"));
         }
         bytes.truncate(len as usize);
         Ok(bytes)
     }
 
     /// Checks that a header read from the device is a record of sane length; returns it.
-    fn check_header(&self, address: Address, header: &Header) -> Result<u64, Error> {
+    fn check_header(&self, place: &Place, header: &Header) -> Result<u64, Error> {
         if header.kind() != Kind::Record {
-            return Err(self.corrupt(address, "a chain points at something not a record".into()));
+            return Err(place.corrupt("a chain points at something not a record"));
         }
         let len = header.record_len();
         if len > self.record_bytes_max + RECORD_ALIGN {
-            return Err(self.corrupt(address, format!("record length {len} is past the limit")));
+            return Err(place.corrupt(format!("record length {len} is past the limit")));
         }
         Ok(len)
     }

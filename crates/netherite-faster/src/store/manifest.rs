@@ -23,7 +23,7 @@ use netherite_core::device::LogDevice;
 
 use super::address::Address;
 use super::config::PAGE_BYTES_MAX;
-use crate::Error;
+use crate::{Error, Place, reread_if_corrupt};
 
 /// The manifest format this program writes and reads.
 const MANIFEST_FORMAT: u32 = 1;
@@ -53,10 +53,6 @@ pub(crate) struct Manifest {
 /// The bytes of one manifest slot on `device`.
 pub(crate) fn slot_bytes(device: &dyn LogDevice) -> u64 {
     MANIFEST_SLOT_MIN.max(device.alignment())
-}
-
-fn slot_name(device_name: &str, slot: u64) -> String {
-    format!("manifest slot {slot} of {device_name}")
 }
 
 /// Writes the manifest into its slot and flushes the checkpoint device.
@@ -115,10 +111,7 @@ pub(crate) async fn read_manifest(
     name: &str,
     slot: u64,
 ) -> Result<Manifest, Error> {
-    match read_manifest_once(device, name, slot).await {
-        Err(Error::Corrupt { .. }) => read_manifest_once(device, name, slot).await,
-        other => other,
-    }
+    reread_if_corrupt(|| read_manifest_once(device, name, slot)).await
 }
 
 async fn read_manifest_once(
@@ -133,55 +126,39 @@ async fn read_manifest_once(
         0 => Vec::new(),
         _ => device.read(offset, available as usize).await?,
     };
-    let what = || slot_name(name, slot);
+    let place = Place::new(format!("manifest slot {slot} of {name}"), offset);
     if bytes.iter().take(MANIFEST_HEAD_LEN).all(|&b| b == 0) {
-        return Err(Error::Missing {
-            source_name: what(),
-            offset,
-        });
+        return Err(place.missing());
     }
-    let truncated = |needed: u64| Error::Truncated {
-        source_name: what(),
-        offset,
-        needed,
-        available,
-    };
-    let corrupt = |reason: String| Error::Corrupt {
-        source_name: what(),
-        offset,
-        reason,
-    };
     if bytes.len() < MANIFEST_HEAD_LEN {
-        return Err(truncated(MANIFEST_HEAD_LEN as u64));
+        return Err(place.truncated(MANIFEST_HEAD_LEN as u64, available));
     }
     if &bytes[..8] != MANIFEST_MAGIC {
-        return Err(corrupt("not a store manifest (magic bytes differ)".into()));
+        return Err(place.corrupt("not a store manifest (magic bytes differ)"));
     }
     let body_len = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as u64;
     if body_len > len - MANIFEST_HEAD_LEN as u64 {
-        return Err(corrupt(format!(
-            "body length {body_len} is larger than the slot"
-        )));
+        return Err(place.corrupt(format!("body length {body_len} is larger than the slot")));
     }
     let end = MANIFEST_HEAD_LEN + body_len as usize;
     if bytes.len() < end {
-        return Err(truncated(end as u64));
+        return Err(place.truncated(end as u64, available));
     }
     let crc = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
     let body = &bytes[MANIFEST_HEAD_LEN..end];
     if crc32c::crc32c(body) != crc {
-        return Err(corrupt("checksum mismatch".into()));
+        return Err(place.corrupt("checksum mismatch"));
     }
+    decode(body, &place)
+}
+
+/// Decodes a manifest body whose checksum passed, after its format number.
+fn decode(body: &[u8], place: &Place) -> Result<Manifest, Error> {
     let mut reader = FieldReader { bytes: body, at: 0 };
-    match reader.u32().map_err(&corrupt)? {
-        MANIFEST_FORMAT => decode_body(reader).map_err(corrupt),
-        format if format > MANIFEST_FORMAT => Err(Error::NewerFormat {
-            source_name: what(),
-            offset,
-            format,
-            supported: MANIFEST_FORMAT,
-        }),
-        format => Err(corrupt(format!("no manifest format is numbered {format}"))),
+    match reader.u32().map_err(|reason| place.corrupt(reason))? {
+        MANIFEST_FORMAT => decode_body(reader).map_err(|reason| place.corrupt(reason)),
+        format if format > MANIFEST_FORMAT => Err(place.newer_format(format, MANIFEST_FORMAT)),
+        format => Err(place.corrupt(format!("no manifest format is numbered {format}"))),
     }
 }
 
