@@ -23,7 +23,7 @@
 //! - The device offset inside the checksum means a frame is only valid where it was written.
 //! - `ver` is never zero, so zeroed space never parses as a frame. A later version keeps the
 //!   header's layout and its checksum rule, so that this version can recognise an intact
-//!   frame of a newer one ([`newer_version`]) and refuse the log, rather than take it for a
+//!   frame of a newer one (`newer_version`) and refuse the log, rather than take it for a
 //!   torn tail and write over it.
 
 use super::RecordKind;
