@@ -48,6 +48,14 @@ fn cut(path: &Path, len: u64) {
     file.set_len(len).expect("cut");
 }
 
+/// Checks that `error`'s message mentions every one of `parts`.
+fn assert_mentions(error: &dyn std::fmt::Display, parts: &[&str]) {
+    let message = error.to_string();
+    for part in parts {
+        assert!(message.contains(part), "{part:?} not in: {message}");
+    }
+}
+
 /// A small generator so that a failing offset can be replayed from its seed.
 fn next(state: &mut u64) -> u64 {
     *state ^= *state << 13;
@@ -164,21 +172,13 @@ async fn a_missing_or_cut_log_segment_is_refused_by_name() {
     copy_dir(&pristine, &missing);
     fs::remove_file(segment(&missing, 1)).expect("remove");
     let error = read_log(&missing).await.expect_err("refused");
-    let message = error.to_string();
-    assert!(
-        message.contains("segment-000000000001") && message.contains("missing"),
-        "{message}"
-    );
+    assert_mentions(&error, &["segment-000000000001", "missing"]);
 
     let short = root.path().join("short");
     copy_dir(&pristine, &short);
     cut(&segment(&short, 0), SEGMENT_BYTES - PAGE);
     let error = read_log(&short).await.expect_err("refused");
-    let message = error.to_string();
-    assert!(
-        message.contains("segment-000000000000") && message.contains(&format!("{}", 15 * PAGE)),
-        "{message}"
-    );
+    assert_mentions(&error, &["segment-000000000000", &(15 * PAGE).to_string()]);
 }
 
 /// The last segment cut short cannot be told from a crash (see the file device's limits):
@@ -445,10 +445,7 @@ async fn a_store_with_a_missing_log_segment_is_refused_by_name() {
     written_store(&dir).await;
     fs::remove_file(segment(&dir.join("log"), 1)).expect("remove");
     let error = store_devices(&dir).await.expect_err("refused");
-    assert!(
-        error.to_string().contains("segment-000000000001"),
-        "{error}"
-    );
+    assert_mentions(&error, &["segment-000000000001", "missing"]);
 }
 
 /// Reads the manifest slot `slot` of the store at `dir` (4096 bytes on a file device).
@@ -496,11 +493,7 @@ async fn zeroed_manifests_fall_back_then_refuse() {
     let error = Store::recover(devices, store_config())
         .await
         .expect_err("refused");
-    let message = error.to_string();
-    assert!(
-        message.contains("manifest slot 0") && message.contains("manifest slot 1"),
-        "{message}"
-    );
+    assert_mentions(&error, &["manifest slot 0", "manifest slot 1"]);
 }
 
 /// A manifest written by a newer format (its checksum holds, its format number is higher):
@@ -526,12 +519,7 @@ async fn a_manifest_from_a_newer_format_is_refused_and_kept() {
     let error = Store::recover(devices, store_config())
         .await
         .expect_err("refused");
-    let message = error.to_string();
-    assert!(
-        message.contains("manifest slot 1") && message.contains("offset 4096"),
-        "{message}"
-    );
-    assert!(message.contains("format 2"), "{message}");
+    assert_mentions(&error, &["manifest slot 1", "offset 4096", "format 2"]);
     let (_, kept) = manifest_slot(&dir, 1);
     assert_eq!(kept, newer, "the newer manifest is left alone");
 

@@ -63,6 +63,17 @@ async fn flip_byte(disk: &MemoryDisk, offset: u64) {
     device.flush().await.expect("flush");
 }
 
+/// Flips a byte at `offset`, then checks that the log refuses to open, reporting corruption
+/// of the record at `record`.
+async fn assert_flip_is_corruption(disk: &MemoryDisk, offset: u64, record: LogPosition) {
+    flip_byte(disk, offset).await;
+    let error = open(disk, LogPosition::ZERO).await.expect_err("corrupt");
+    assert!(
+        matches!(error, Error::Corrupt { offset, .. } if offset == record.0),
+        "{error}"
+    );
+}
+
 /// A memory device that counts flushes and can hold them until released.
 #[derive(Debug)]
 struct TestDevice {
@@ -323,12 +334,7 @@ async fn after_a_clean_close_damage_to_the_last_batch_is_corruption() {
     ));
     drop(log);
 
-    flip_byte(&disk, last.0 + 3).await;
-    let error = open(&disk, LogPosition::ZERO).await.expect_err("corrupt");
-    assert!(
-        matches!(error, Error::Corrupt { offset, .. } if offset == last.0),
-        "{error}"
-    );
+    assert_flip_is_corruption(&disk, last.0 + 3, last).await;
 }
 
 /// A close waits until every batch is durable before it writes the seal, so the seal
@@ -358,12 +364,7 @@ async fn a_close_vouches_for_batches_still_in_flight() {
     closing.await.expect("the close task").expect("close");
     drop(log);
 
-    flip_byte(&disk, last.0 + 3).await;
-    let error = open(&disk, LogPosition::ZERO).await.expect_err("corrupt");
-    assert!(
-        matches!(error, Error::Corrupt { offset, .. } if offset == last.0),
-        "{error}"
-    );
+    assert_flip_is_corruption(&disk, last.0 + 3, last).await;
 }
 
 /// The known limit: after a crash nothing vouches for the last batch, so damage confined to
