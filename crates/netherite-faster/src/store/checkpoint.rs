@@ -34,7 +34,6 @@ use super::address::Address;
 use super::config::{StoreConfig, StoreDevices};
 use super::index::Index;
 use super::kv::Store;
-use super::log::HybridLog;
 use super::manifest::{
     MANIFEST_FIXED_LEN, MANIFEST_HEAD_LEN, Manifest, clear_slots, read_manifest, slot_bytes,
     write_manifest,
@@ -152,17 +151,8 @@ impl Store {
     ) -> Store {
         config.page_bytes = manifest.page_bytes;
         config.index_buckets = manifest.index_buckets;
-        let (log, log_name) = (devices.log.clone(), devices.log_name.clone());
-        let mut store = Store::empty(config, devices);
-        store.index = index;
-        store.log = HybridLog::new(
-            log,
-            log_name.into(),
-            manifest.page_bytes,
-            store.config.record_bytes_max(),
-            Address::new(manifest.begin),
-            Address::new(manifest.resume),
-        );
+        let (begin, tail) = (Address::new(manifest.begin), Address::new(manifest.resume));
+        let mut store = Store::assemble(config, devices, index, begin, tail);
         store.checkpoints.next_version = manifest.version + 1;
         store.checkpoints.retained_begins = [Some(Address::new(manifest.begin)), older_begin];
         tracing::info!(

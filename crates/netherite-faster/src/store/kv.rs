@@ -74,17 +74,31 @@ pub(crate) enum Hit {
 impl Store {
     /// A store over `devices` with an empty index, not yet checkpointed.
     pub(crate) fn empty(config: StoreConfig, devices: StoreDevices) -> Store {
+        let index = Index::new(config.index_buckets);
+        Store::assemble(config, devices, index, Address::FIRST, Address::FIRST)
+    }
+
+    /// A store over `devices` with `index`, whose live records span `begin..tail`, none in
+    /// memory, before its first checkpoint.
+    pub(crate) fn assemble(
+        config: StoreConfig,
+        devices: StoreDevices,
+        index: Index,
+        begin: Address,
+        tail: Address,
+    ) -> Store {
         let record_max = config.record_bytes_max();
+        let log_name = devices.log_name.into();
         let log = HybridLog::new(
             devices.log,
-            devices.log_name.into(),
+            log_name,
             config.page_bytes,
             record_max,
-            Address::FIRST,
-            Address::FIRST,
+            begin,
+            tail,
         );
         Store {
-            index: Index::new(config.index_buckets),
+            index,
             config,
             log,
             checkpoints: CheckpointState {
