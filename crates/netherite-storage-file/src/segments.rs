@@ -12,8 +12,9 @@
 //! Why a new segment first fills the ones below it: so that a missing or cut-short file is
 //! damage the next open can name, not a hole that reads as zeros. Before the first write to a
 //! segment above the highest file, every segment below it (down to the truncation point) is
-//! made to exist at its full length (sparse: the bytes never written read as zeros), durably,
-//! directory included. Only then is the new file created, so no crash leaves a higher file
+//! made to exist at its full length (sparse: the bytes never written read as zeros), durably:
+//! each is synced (a length that a write extended is not durable before a sync either), and
+//! so is the directory. Only then is the new file created, so no crash leaves a higher file
 //! without its full-length predecessors. A file is created once per segment, so the extra
 //! sync costs one `fdatasync` per 64 MiB at the default size.
 //!
@@ -307,10 +308,12 @@ impl Segments {
             if len < self.segment_bytes {
                 file.set_len(self.segment_bytes)
                     .map_err(|e| failed("extend", &path, len, e))?;
-                self.sync_data(below, &file, |poison| {
-                    poison_in(state, poison);
-                })?;
             }
+            // Synced even when a write already filled it: a length that pwrite extended is
+            // not durable until a sync, and after a crash the file would be found short.
+            self.sync_data(below, &file, |poison| {
+                poison_in(state, poison);
+            })?;
             state.files.insert(below, file);
         }
         if std::mem::take(&mut state.dir_dirty) {
