@@ -9,8 +9,12 @@
 //!   replay executor that runs an episode from its history.
 //! - [`wire`]: the payloads that travel through a transport.
 
+pub mod client;
+pub mod engine;
 mod error;
+pub mod host;
 pub mod sdk;
 pub mod wire;
 
+pub use engine::Engine;
 pub use error::Error;

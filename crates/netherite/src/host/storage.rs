@@ -1,0 +1,197 @@
+//! Where a partition keeps its commit log and its store: three devices per partition.
+//!
+//! [`PartitionStorage`] hands a starting host the devices of its partition. Opening them is
+//! what fences an older owner (rule 8 of [`LogDevice`]), so a host opens its devices before it
+//! reads anything and releases them when it stops. Two implementations:
+//!
+//! - [`MemoryStorage`]: `MemoryDisk`s kept by partition, so an engine restarted on the same
+//!   `MemoryStorage` recovers what the previous one made durable, and [`MemoryStorage::crash`]
+//!   drops what was not.
+//! - [`FileStorage`] (feature `file`): `FileDevice`s under a data directory, in the layout
+//!   `pNN/log/`, `pNN/store/log/` and `pNN/store/checkpoints/`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use netherite_core::PartitionId;
+use netherite_core::device::{LogDevice, MemoryDisk};
+
+use crate::Error;
+
+/// The devices of one partition.
+#[derive(Clone, Debug)]
+pub struct PartitionDevices {
+    /// Under the commit log of update events.
+    pub log: Arc<dyn LogDevice>,
+    /// Under the store's hybrid log (records and index snapshots).
+    pub store_log: Arc<dyn LogDevice>,
+    /// Under the store's checkpoint manifests.
+    pub store_checkpoints: Arc<dyn LogDevice>,
+}
+
+impl PartitionDevices {
+    /// Gives up ownership of all three devices; failures are logged, not returned, since the
+    /// partition is stopping anyway.
+    pub(crate) async fn release(&self, partition: PartitionId) {
+        for (name, device) in [
+            ("log", &self.log),
+            ("store log", &self.store_log),
+            ("store checkpoints", &self.store_checkpoints),
+        ] {
+            if let Err(error) = device.release().await {
+                tracing::warn!(partition = %partition, device = name, %error,
+                    "device release failed");
+            }
+        }
+    }
+}
+
+/// A source of partition devices.
+///
+/// Rules: [`open`](Self::open) returns devices owned by the caller (any older handle on them is
+/// fenced), and opening the same partition again later returns the same bytes: what was
+/// durable before stays durable.
+#[async_trait]
+pub trait PartitionStorage: Send + Sync + fmt::Debug {
+    /// Opens the devices of `partition`.
+    async fn open(&self, partition: PartitionId) -> Result<PartitionDevices, Error>;
+}
+
+/// Partition devices in memory; clones share the disks.
+///
+/// ```
+/// use netherite::host::{MemoryStorage, PartitionStorage};
+/// use netherite_core::PartitionId;
+///
+/// # let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+/// # runtime.block_on(async {
+/// let storage = MemoryStorage::new();
+/// let devices = storage.open(PartitionId(0)).await?;
+/// assert_eq!(devices.log.alignment(), 512);
+/// # Ok::<(), netherite::Error>(())
+/// # }).expect("example runs");
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStorage {
+    disks: Arc<Mutex<HashMap<PartitionId, [MemoryDisk; 3]>>>,
+}
+
+/// The alignment of the in-memory disks: a page blob's sector.
+const MEMORY_ALIGNMENT: u64 = 512;
+
+impl MemoryStorage {
+    /// Storage with no partition yet.
+    pub fn new() -> MemoryStorage {
+        MemoryStorage::default()
+    }
+
+    /// Loses everything that was not flushed on every disk, as a power cut would; open
+    /// handles keep working on what is left.
+    pub fn crash(&self) {
+        for disks in self.lock().values() {
+            disks.iter().for_each(MemoryDisk::crash);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PartitionId, [MemoryDisk; 3]>> {
+        self.disks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn disks(&self, partition: PartitionId) -> Result<[MemoryDisk; 3], Error> {
+        let mut disks = self.lock();
+        if let Some(found) = disks.get(&partition) {
+            return Ok(found.clone());
+        }
+        let new = || MemoryDisk::new(MEMORY_ALIGNMENT).map_err(|e| device_error(partition, e));
+        let made = [new()?, new()?, new()?];
+        disks.insert(partition, made.clone());
+        Ok(made)
+    }
+}
+
+#[async_trait]
+impl PartitionStorage for MemoryStorage {
+    async fn open(&self, partition: PartitionId) -> Result<PartitionDevices, Error> {
+        let [log, store_log, store_checkpoints] = self.disks(partition)?;
+        Ok(PartitionDevices {
+            log: Arc::new(log.open()),
+            store_log: Arc::new(store_log.open()),
+            store_checkpoints: Arc::new(store_checkpoints.open()),
+        })
+    }
+}
+
+fn device_error(partition: PartitionId, source: netherite_core::Error) -> Error {
+    Error::Storage {
+        partition,
+        what: "opening a device".into(),
+        source: source.into(),
+    }
+}
+
+#[cfg(feature = "file")]
+pub use self::file::FileStorage;
+
+#[cfg(feature = "file")]
+mod file {
+    use std::path::{Path, PathBuf};
+
+    use netherite_storage_file::{FileDevice, FileDeviceOptions};
+
+    use super::*;
+
+    /// Partition devices in files under a data directory (feature `file`).
+    #[derive(Clone, Debug)]
+    pub struct FileStorage {
+        root: PathBuf,
+        options: FileDeviceOptions,
+    }
+
+    impl FileStorage {
+        /// Storage under `root`, one `pNN` folder per partition.
+        pub fn new(root: impl Into<PathBuf>) -> FileStorage {
+            FileStorage {
+                root: root.into(),
+                options: FileDeviceOptions::default(),
+            }
+        }
+
+        /// The folder of `partition`: `pNN`, two digits at least.
+        pub fn partition_dir(&self, partition: PartitionId) -> PathBuf {
+            self.root.join(format!("p{:02}", partition.0))
+        }
+
+        async fn open_one(&self, dir: &Path, partition: PartitionId) -> Result<FileDevice, Error> {
+            FileDevice::open(dir, self.options)
+                .await
+                .map_err(|source| Error::Storage {
+                    partition,
+                    what: format!("opening the device in {}", dir.display()),
+                    source: Box::new(source),
+                })
+        }
+    }
+
+    #[async_trait]
+    impl PartitionStorage for FileStorage {
+        async fn open(&self, partition: PartitionId) -> Result<PartitionDevices, Error> {
+            let dir = self.partition_dir(partition);
+            let log = self.open_one(&dir.join("log"), partition).await?;
+            let store_log = self
+                .open_one(&dir.join("store").join("log"), partition)
+                .await?;
+            let checkpoints = self
+                .open_one(&dir.join("store").join("checkpoints"), partition)
+                .await?;
+            Ok(PartitionDevices {
+                log: Arc::new(log),
+                store_log: Arc::new(store_log),
+                store_checkpoints: Arc::new(checkpoints),
+            })
+        }
+    }
+}
