@@ -10,9 +10,10 @@
 //!
 //! Each update gets the time and a seed, is appended to the commit log without waiting for
 //! durability, and is applied at once; its effects are carried out right away, except that
-//! anything leaving the partition waits for the durable point (see `outbox`). The loop takes
-//! whatever else is ready (up to [`BATCH_EVENTS_MAX`]) before it tells the durability follower
-//! about the new tail, so many updates share one flush of the log's group commit.
+//! anything leaving the partition waits for the durable point (see `outbox`). The log's
+//! flusher does group commit on its own: while one flush runs, every update appended meanwhile
+//! joins the next. The loop takes whatever else is ready (up to [`BATCH_EVENTS_MAX`]) before
+//! it re-arms the timer and looks at the checkpoint cadence.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,8 +204,12 @@ impl Runner {
         match command {
             Command::Update(kind) => self.update(kind, None).await,
             Command::TimersDue(due) => {
-                // Cleared first: applying TimersFired re-arms the timer if anything is left.
-                self.armed = None;
+                // Cleared first when it is the time that fired: applying TimersFired re-arms
+                // the timer if anything is left. A stale due time (the earliest changed since)
+                // leaves the newer one armed, which the state would not report again.
+                if self.armed == Some(due) {
+                    self.armed = None;
+                }
                 self.timer_changed = true;
                 self.update(UpdateKind::TimersFired, Some(due)).await
             }
@@ -251,6 +256,9 @@ impl Runner {
 
         let effects = self.state.apply(at, &event);
         self.checkpointer.applied();
+        // Told per update, not per batch: a sender the loop may wait on needs the durable
+        // point to move while the batch is still being applied.
+        self.durability.appended(at);
         self.carry_out(effects).await;
         Ok(())
     }
@@ -393,11 +401,8 @@ impl Runner {
         }
     }
 
-    /// After a batch: wake the durability follower, re-arm the timer, maybe checkpoint.
+    /// After a batch: re-arm the timer, maybe checkpoint.
     fn after_batch(&mut self) {
-        if let Some(at) = self.state.last_applied() {
-            self.durability.appended(at);
-        }
         if self.timer_changed {
             self.timer.send_replace(self.armed);
             self.timer_changed = false;
