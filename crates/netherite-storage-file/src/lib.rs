@@ -1,5 +1,56 @@
-//! A `LogDevice` over segment files in a local directory (a local disk or a persistent volume).
+//! A [`LogDevice`] over segment files in a local directory: a local disk, or a Kubernetes
+//! persistent volume.
 //!
-//! It will hold aligned writes, `fdatasync` as the flush barrier and an exclusive file lock as
-//! the ownership fence. Nothing is implemented yet: the crate is an empty library so that the
-//! workspace already has its final shape.
+//! One directory holds one partition's device: fixed-size segment files named by index (64
+//! MiB by default), a small metadata file with the layout and the truncation point, and a
+//! lock file. The main decisions:
+//!
+//! - **Positional, buffered writes.** A write lands in the page cache with `pwrite`, split at
+//!   segment boundaries; a flush is `fdatasync` of every segment written since the last
+//!   flush, plus an fsync of the directory when a segment file was created. Writes are
+//!   aligned (4 KiB by default) so no two writes share a sector.
+//! - **The size is recovered, not stored.** It is the end of the highest segment file, so a
+//!   write needs no metadata update; only truncation rewrites the metadata, atomically.
+//! - **A file lock is the ownership fence.** The kernel's exclusive lock on the lock file keeps
+//!   a second owner out, in this process or another, and is dropped when the owner releases,
+//!   drops its handle or dies.
+//! - **A failed `fdatasync` poisons the handle**: every later flush fails until a reopen,
+//!   because the kernel may have dropped the pages that failed (see `segments`).
+//! - **Errors name the file and offset**; a full disk is the contract's `LimitExceeded`, and
+//!   also logged with the path. See [`Error`].
+//!
+//! [`disk_probe`] measures the raw disk (fdatasync rate, sequential bandwidth) with plain
+//! files, so benchmarks can print the ceiling next to their own figures. Feature `testing`
+//! adds `testing::FileFixture`, which runs the core's conformance suite on temporary
+//! directories.
+//!
+//! # Limitations
+//!
+//! - One file handle stays open per segment touched between the truncation point and the end,
+//!   so a device that keeps more than about a thousand segments (64 GiB at the default size)
+//!   alive needs a higher open-file limit.
+//! - Writes go through the page cache (no `O_DIRECT`): a flush writes back what the kernel
+//!   holds, and the bytes are copied once into it.
+//! - On a copy-on-write file system (btrfs, ZFS) even truncation needs free blocks, so a full
+//!   disk there needs an operator to make room.
+//! - Durability across a power cut rests on `fdatasync` and the disk honouring it; the tests
+//!   can kill processes but cannot cut the power.
+//!
+//! [`LogDevice`]: netherite_core::device::LogDevice
+
+mod device;
+mod error;
+mod layout;
+mod lock;
+mod meta;
+mod open;
+mod options;
+mod probe;
+mod segments;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use device::FileDevice;
+pub use error::Error;
+pub use options::{ALIGNMENT_DEFAULT, FileDeviceOptions, SEGMENT_BYTES_DEFAULT};
+pub use probe::{DiskProbe, ProbeOptions, disk_probe, probe_device};
