@@ -433,7 +433,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn positive<T: PartialEq + Default + std::fmt::Display>(value: T) -> Result<T, String> {
     if value == T::default() {
-        return Err("must be at least 1".into());
+        return Err(format!("{value} is below the minimum, 1"));
     }
     Ok(value)
 }

@@ -479,3 +479,30 @@ fn send_until_killed(dir: &str) {
         }
     });
 }
+
+/// Settings open a transport: the task hub goes in their data directory with their partition
+/// count, and a payload at their limit fits in a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_open_a_transport() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let settings = netherite::settings::Settings {
+        partition_count: 5,
+        data_dir: dir.path().join("hub"),
+        payload_bytes_max: 16 << 20,
+        ..Default::default()
+    };
+    let hub = netherite::taskhub::TaskHub::open_with(&settings).expect("the hub opens");
+    let options = LocalTransportOptions::for_settings(&settings);
+    let transport = LocalTransport::open(&hub, options)
+        .await
+        .expect("the transport opens");
+
+    assert_eq!(transport.partition_count(), 5);
+    assert!(u64::from(transport.message_bytes_max()) > settings.payload_bytes_max);
+    assert!(hub.input_dir(PartitionId(4)).is_dir());
+    let payload = vec![7; settings.payload_bytes_max as usize];
+    transport
+        .send(PartitionId(4), vec![payload])
+        .await
+        .expect("a payload at the limit fits");
+}

@@ -52,6 +52,7 @@ use tokio::sync::mpsc;
 
 use self::queue::InputQueue;
 use crate::Error;
+use crate::settings::Settings;
 use crate::taskhub::TaskHub;
 
 /// How the local transport's queues are shaped and bounded.
@@ -79,6 +80,26 @@ impl Default for LocalTransportOptions {
     }
 }
 
+impl LocalTransportOptions {
+    /// The defaults, with `message_bytes_max` raised if need be so that one payload of
+    /// `settings.payload_bytes_max`, with room for its envelope, fits in a message.
+    pub fn for_settings(settings: &Settings) -> LocalTransportOptions {
+        let defaults = LocalTransportOptions::default();
+        let needed = settings
+            .payload_bytes_max
+            .saturating_add(ENVELOPE_BYTES_MAX);
+        let needed = u32::try_from(needed).unwrap_or(u32::MAX);
+        LocalTransportOptions {
+            message_bytes_max: defaults.message_bytes_max.max(needed),
+            ..defaults
+        }
+    }
+}
+
+/// The room [`LocalTransportOptions::for_settings`] leaves for what surrounds a payload in a
+/// message (ids, names, stamps, framing).
+pub const ENVELOPE_BYTES_MAX: u64 = 64 << 10;
+
 /// One partition input queue's device and the truncation point it keeps.
 #[derive(Clone, Debug)]
 pub struct QueueDevice {
@@ -102,6 +123,10 @@ pub struct TransportStats {
 }
 
 /// The local durable transport; see the [module docs](self).
+///
+/// Handles are cheap clones sharing the queues. An open stream keeps its partition's queue
+/// open, so a reopen of the directory waits for the streams of a dropped transport to be
+/// dropped too (up to [`LocalTransportOptions::lock_wait`]).
 ///
 /// ```
 /// use netherite::transport::{LocalTransport, LocalTransportOptions};
@@ -137,6 +162,7 @@ struct Inner {
     client_hub: MemoryHub,
     watchers: Mutex<Vec<mpsc::UnboundedSender<Ownership>>>,
     closed: AtomicBool,
+    message_bytes_max: u32,
     sends: AtomicU64,
     payloads: AtomicU64,
     /// Holds the data directory's lock until the transport is closed or dropped.
@@ -196,6 +222,7 @@ impl LocalTransport {
             client_hub,
             watchers: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            message_bytes_max: options.message_bytes_max,
             sends: AtomicU64::new(0),
             payloads: AtomicU64::new(0),
             hub: Mutex::new(hub),
@@ -213,6 +240,12 @@ impl LocalTransport {
             inner: Arc::clone(&self.inner),
             node,
         }
+    }
+
+    /// The largest payload a send accepts ([`LocalTransportOptions::message_bytes_max`]):
+    /// a sender splits larger batches of messages into payloads below it.
+    pub fn message_bytes_max(&self) -> u32 {
+        self.inner.message_bytes_max
     }
 
     /// What the transport did since it was opened.
