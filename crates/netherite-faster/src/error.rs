@@ -10,15 +10,17 @@ pub enum Error {
     #[error(transparent)]
     Device(#[from] netherite_core::Error),
 
-    /// Bytes on the device are not what was written: a checksum fails, or a record is
-    /// missing where the log proves one was durable. Recover from an earlier point or stop.
-    #[error("corrupt {source_name} at offset {offset}: {reason}")]
+    /// Bytes on the device are not what was written: a checksum or a field does not hold, or a
+    /// record is missing where the log proves one was durable. Recover from an earlier point
+    /// or stop.
+    #[error("corrupt {what} at offset {offset}: {reason}")]
     Corrupt {
-        /// What was being read, e.g. `partition 3 commit log`.
-        source_name: String,
+        /// What was being read, e.g. `partition 3 commit log` or "manifest slot 1 of the store
+        /// checkpoint device".
+        what: String,
         /// The device offset of the damaged record.
         offset: u64,
-        /// What is wrong there.
+        /// Which check failed.
         reason: String,
     },
     /// An argument broke a documented rule; nothing changed.
@@ -29,12 +31,50 @@ pub enum Error {
         /// Which rule was broken.
         reason: String,
     },
-    /// A request is larger than a configured limit allows.
+
+    // The key-value store (`store`).
+    /// Stored bytes end before the thing that was being read does.
+    #[error("{what} at offset {offset} is truncated: needs {needed} bytes, {available} there")]
+    Truncated {
+        /// What was being read.
+        what: String,
+        /// Where it starts on its device.
+        offset: u64,
+        /// How many bytes it needs from its start.
+        needed: u64,
+        /// How many bytes the device holds from its start.
+        available: u64,
+    },
+    /// Something that must be there was never written, e.g. a checkpoint manifest.
+    #[error("{what} at offset {offset} is missing")]
+    Missing {
+        /// What was expected.
+        what: String,
+        /// Where it should start on its device.
+        offset: u64,
+    },
+    /// Recovery found no checkpoint it could load; every attempt is listed, newest first.
+    #[error("no intact checkpoint: {}", .attempts.join("; "))]
+    NoIntactCheckpoint {
+        /// Why each candidate was refused.
+        attempts: Vec<String>,
+    },
+    /// `Store::create` found a checkpoint already there; recover it instead.
+    #[error("the checkpoint device already holds checkpoint {version}; recover it instead")]
+    StoreExists {
+        /// The version of the checkpoint found.
+        version: u64,
+    },
+    /// A setting breaks a rule of the store.
+    #[error("invalid store configuration: {0}")]
+    InvalidConfig(String),
+
+    /// A configured limit was hit; nothing was changed.
     #[error("limit {limit} exceeded: {actual} > {max}")]
     LimitExceeded {
         /// The limit's name, as in the settings.
         limit: &'static str,
-        /// The size asked for.
+        /// The value asked for.
         actual: u64,
         /// The limit.
         max: u64,

@@ -115,7 +115,7 @@ fn new_generation(generation_max: u32) -> Result<u32, Error> {
 
 fn corrupt(config: &LogConfig, offset: u64, reason: String) -> Error {
     Error::Corrupt {
-        source_name: config.name.clone(),
+        what: config.name.clone(),
         offset,
         reason,
     }

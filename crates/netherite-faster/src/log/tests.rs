@@ -299,11 +299,11 @@ async fn damage_inside_the_durable_log_is_reported_with_its_offset() {
     match open(&disk, LogPosition::ZERO).await {
         Err(Error::Corrupt {
             offset,
-            source_name,
+            what,
             ..
         }) => {
             assert_eq!(offset, damaged.0);
-            assert_eq!(source_name, "test log");
+            assert_eq!(what, "test log");
         }
         other => panic!("expected corruption, got {other:?}"),
     }
