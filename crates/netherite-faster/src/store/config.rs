@@ -63,7 +63,7 @@ impl StoreConfig {
                 self.page_bytes
             ));
         }
-        if self.page_bytes % alignment != 0 {
+        if !self.page_bytes.is_multiple_of(alignment) {
             return fail(format!(
                 "page_bytes {} is not a multiple of the log device's alignment {alignment}",
                 self.page_bytes
