@@ -7,18 +7,19 @@
 //! naming the setting, where the value came from and the value itself; a file that names a
 //! setting that does not exist is refused too, so a typo cannot go unnoticed.
 //!
-//! | setting (TOML key)               | environment variable                     | default            |
-//! |----------------------------------|------------------------------------------|--------------------|
-//! | `partition_count`                | `NETHERITE_PARTITION_COUNT`              | `12`               |
-//! | `data_dir`                       | `NETHERITE_DATA_DIR`                     | `./netherite-data` |
-//! | `checkpoint_log_bytes_max`       | `NETHERITE_CHECKPOINT_LOG_BYTES_MAX`     | `20 MiB`           |
-//! | `checkpoint_events_max`          | `NETHERITE_CHECKPOINT_EVENTS_MAX`        | `10000`            |
-//! | `checkpoint_idle`                | `NETHERITE_CHECKPOINT_IDLE`              | `60s`              |
-//! | `activities_concurrency_max`     | `NETHERITE_ACTIVITIES_CONCURRENCY_MAX`   | `100`              |
-//! | `orchestrations_concurrency_max` | `NETHERITE_ORCHESTRATIONS_CONCURRENCY_MAX` | `100`            |
-//! | `payload_bytes_max`              | `NETHERITE_PAYLOAD_BYTES_MAX`            | `1 MiB`            |
+//! | setting (TOML key)               | environment (`NETHERITE_` + ...) | default            |
+//! |----------------------------------|----------------------------------|--------------------|
+//! | `partition_count`                | `PARTITION_COUNT`                | `12`               |
+//! | `data_dir`                       | `DATA_DIR`                       | `./netherite-data` |
+//! | `checkpoint_log_bytes_max`       | `CHECKPOINT_LOG_BYTES_MAX`       | `20 MiB`           |
+//! | `checkpoint_events_max`          | `CHECKPOINT_EVENTS_MAX`          | `10000`            |
+//! | `checkpoint_idle`                | `CHECKPOINT_IDLE`                | `60s`              |
+//! | `activities_concurrency_max`     | `ACTIVITIES_CONCURRENCY_MAX`     | `100`              |
+//! | `orchestrations_concurrency_max` | `ORCHESTRATIONS_CONCURRENCY_MAX` | `100`              |
+//! | `payload_bytes_max`              | `PAYLOAD_BYTES_MAX`              | `1 MiB`            |
 //!
-//! Value syntax, the same in a file and in the environment:
+//! So `partition_count` is `NETHERITE_PARTITION_COUNT` in the environment. Value syntax, the
+//! same in a file and in the environment:
 //!
 //! - counts are whole numbers, `_` allowed as a separator (`10_000`);
 //! - byte sizes are a whole number of bytes, or a number with a unit `B`, `KiB`, `MiB` or

@@ -297,11 +297,7 @@ async fn damage_inside_the_durable_log_is_reported_with_its_offset() {
 
     flip_byte(&disk, damaged.0 + 18).await;
     match open(&disk, LogPosition::ZERO).await {
-        Err(Error::Corrupt {
-            offset,
-            what,
-            ..
-        }) => {
+        Err(Error::Corrupt { offset, what, .. }) => {
             assert_eq!(offset, damaged.0);
             assert_eq!(what, "test log");
         }

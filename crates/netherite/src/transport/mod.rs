@@ -26,7 +26,7 @@
 //!
 //! Survives kill -9: what a send acknowledged is durable on disk, and a reopen of the same
 //! directory finds every payload at the position it was given. [`LocalTransport::with_devices`]
-//! runs the same queues over any [`LogDevice`](netherite_core::device::LogDevice), e.g. the
+//! runs the same queues over any [`LogDevice`], e.g. the
 //! core's `MemoryDisk` with its fault knobs.
 
 mod counted;
@@ -158,6 +158,8 @@ pub struct LocalTransport {
 #[derive(Debug)]
 struct Inner {
     queues: Vec<Arc<InputQueue>>,
+    // TODO: the memory hub keeps an (emptied) queue for every client id it ever saw; matters
+    // for a long-running server whose clients come and go by the hundred thousand.
     clients: MemoryTransport,
     client_hub: MemoryHub,
     watchers: Mutex<Vec<mpsc::UnboundedSender<Ownership>>>,

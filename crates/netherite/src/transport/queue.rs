@@ -339,6 +339,9 @@ impl InputSource for Subscription {
                         payload: record.body,
                     }));
                 }
+                // TODO: a log stopped by a device failure never publishes again, so a
+                // caught-up subscription waits until close instead of ending with the error;
+                // matters once a host should notice a dead queue without sending to it.
                 None => self.tail.changed().await.ok()?,
             }
         }
