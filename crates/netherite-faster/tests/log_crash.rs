@@ -9,6 +9,7 @@
 //! every record appended in the current history, and the set of positions notified durable.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,35 +21,51 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use tokio::task::JoinHandle;
 
-/// A memory device that yields before every write and flush, so appends and crashes land
-/// between a batch's write and its flush.
+/// A memory device that yields a seeded number of turns (0 to 3) before every write and
+/// flush, so appends, flushes, writes and crashes interleave in many orders.
 #[derive(Debug)]
-struct YieldingDevice(MemoryDevice);
+struct YieldingDevice {
+    inner: MemoryDevice,
+    rng: AtomicU64,
+}
+
+impl YieldingDevice {
+    async fn pause(&self) {
+        let mut x = self.rng.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.store(x, Ordering::Relaxed);
+        for _ in 0..x % 4 {
+            tokio::task::yield_now().await;
+        }
+    }
+}
 
 #[async_trait]
 impl LogDevice for YieldingDevice {
     fn alignment(&self) -> u64 {
-        self.0.alignment()
+        self.inner.alignment()
     }
     fn size(&self) -> u64 {
-        self.0.size()
+        self.inner.size()
     }
     async fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), netherite_core::Error> {
-        tokio::task::yield_now().await;
-        self.0.write(offset, bytes).await
+        self.pause().await;
+        self.inner.write(offset, bytes).await
     }
     async fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, netherite_core::Error> {
-        self.0.read(offset, len).await
+        self.inner.read(offset, len).await
     }
     async fn flush(&self) -> Result<(), netherite_core::Error> {
-        tokio::task::yield_now().await;
-        self.0.flush().await
+        self.pause().await;
+        self.inner.flush().await
     }
     async fn truncate_before(&self, offset: u64) -> Result<(), netherite_core::Error> {
-        self.0.truncate_before(offset).await
+        self.inner.truncate_before(offset).await
     }
     async fn release(&self) -> Result<(), netherite_core::Error> {
-        self.0.release().await
+        self.inner.release().await
     }
 }
 
@@ -128,7 +145,7 @@ impl World {
             retry_delay: Duration::ZERO,
             ..LogConfig::named("crash test log")
         };
-        let log = reopen(&disk, &config, LogPosition::ZERO).await?;
+        let log = reopen(&disk, &config, LogPosition::ZERO, seed).await?;
         Ok(World {
             disk,
             config,
@@ -248,7 +265,8 @@ impl World {
         }
         self.gather();
         self.crash().await;
-        self.log = reopen(&self.disk, &self.config, self.start).await?;
+        self.rng = self.rng.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        self.log = reopen(&self.disk, &self.config, self.start, self.rng).await?;
 
         let records = self
             .log
@@ -339,9 +357,13 @@ async fn reopen(
     disk: &MemoryDisk,
     config: &LogConfig,
     start: LogPosition,
+    seed: u64,
 ) -> Result<Arc<CommitLog>, TestCaseError> {
     for _ in 0..20 {
-        let device = Arc::new(YieldingDevice(disk.open()));
+        let device = Arc::new(YieldingDevice {
+            inner: disk.open(),
+            rng: AtomicU64::new(seed | 1),
+        });
         match CommitLog::open(device, start, config.clone()).await {
             Ok(log) => return Ok(Arc::new(log)),
             Err(Error::Device(error)) if error.is_retryable() => continue,

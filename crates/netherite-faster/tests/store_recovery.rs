@@ -25,8 +25,8 @@ struct Disks {
 impl Disks {
     fn new() -> Disks {
         Disks {
-            log: MemoryDisk::new(512).unwrap(),
-            checkpoints: MemoryDisk::new(512).unwrap(),
+            log: MemoryDisk::new(512).expect("512 is a power of two"),
+            checkpoints: MemoryDisk::new(512).expect("512 is a power of two"),
         }
     }
 
@@ -84,13 +84,27 @@ impl LogDevice for CutShort {
 /// Two checkpoints: version 2 holds `a`, version 3 (slot 1) holds `a` and `b`. Returns the
 /// log device's size before checkpoint 3 and after it.
 async fn two_checkpoints(disks: &Disks) -> (u64, u64) {
-    let mut store = Store::create(disks.devices(), config()).await.unwrap();
-    store.upsert(b"a", b"1").await.unwrap();
-    let two = store.checkpoint(b"two").await.unwrap();
+    let mut store = Store::create(disks.devices(), config())
+        .await
+        .expect("a perfect disk takes every write");
+    store
+        .upsert(b"a", b"1")
+        .await
+        .expect("a perfect disk takes every write");
+    let two = store
+        .checkpoint(b"two")
+        .await
+        .expect("a perfect disk takes every write");
     assert_eq!(two.version, 2);
     let before = disks.log.size();
-    store.upsert(b"b", b"2").await.unwrap();
-    store.checkpoint(b"three").await.unwrap();
+    store
+        .upsert(b"b", b"2")
+        .await
+        .expect("a perfect disk takes every write");
+    store
+        .checkpoint(b"three")
+        .await
+        .expect("a perfect disk takes every write");
     (before, disks.log.size())
 }
 
@@ -327,4 +341,32 @@ async fn bad_input_is_refused_with_the_limit_it_breaks() {
         matches!(error, Error::StoreExists { version: 1 }),
         "{error}"
     );
+}
+
+/// A budget too small for the checkpoint's index stops recovery with the limit it breaks; it
+/// is not damage, so no checkpoint is passed over or erased, and a larger budget recovers.
+#[tokio::test]
+async fn a_budget_too_small_stops_recovery_without_erasing() {
+    let disks = Disks::new();
+    two_checkpoints(&disks).await;
+    disks.crash();
+    let small = StoreConfig {
+        memory_bytes_max: 64 * 64 + 3 * 4096,
+        ..config()
+    };
+    let error = Store::recover(disks.devices(), small).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::LimitExceeded {
+                limit: "memory_bytes_max",
+                ..
+            }
+        ),
+        "{error}"
+    );
+
+    let (store, recovered) = Store::recover(disks.devices(), config()).await.unwrap();
+    assert_eq!(recovered.checkpoint.version, 3);
+    assert_eq!(store.read(b"b").await.unwrap(), Some(b"2".to_vec()));
 }

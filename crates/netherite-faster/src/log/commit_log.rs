@@ -227,6 +227,7 @@ impl Shared {
             start: recovery.start.0,
             failure: None,
             closing: false,
+            sealed: false,
             spare: Vec::new(),
         };
         let progress = Progress {

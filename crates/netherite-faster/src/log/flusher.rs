@@ -1,76 +1,139 @@
 //! The flusher: the one task that writes batches and flushes the device.
 //!
-//! It takes everything appended since its last batch, writes it with one device write and
-//! makes it durable with one device flush, then publishes the new durable point. While it
-//! waits on the device, appends pile up in the next batch: the slower the flush, the bigger
-//! the batch, so the number of flushes adapts to the device instead of to the appenders.
+//! It takes everything appended since its last batch and writes it with one device write.
+//! The flush that makes a batch durable runs while the next batch is written, so the disk
+//! is kept busy with one batch while the next one is copied out: each batch still gets
+//! exactly one device flush, the first one called after its write completed (rule 9 of the
+//! device contract: a flush covers the writes that completed before it was called). Once
+//! the flush returns, the durable point moves, which answers every record of the batch.
+//! While the device works, appends pile up in the next batch: the slower the device, the
+//! bigger the batches.
 //!
 //! A retryable device error is retried (`attempts_max`, with a doubling pause); a failed
 //! flush leaves the batch's writes readable, and the next good flush covers them. Any other
 //! error, or one that outlasts its retries, stops the log: a fenced device means another
 //! node owns the partition, a full one needs an operator.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 
 use super::LogConfig;
 use super::batch::SealedBatch;
-use super::shared::{Shared, Work};
+use super::shared::{Shared, Take};
 
-/// Runs until the log stops, or until the closing seal is written.
+/// Runs until the log stops, or until the closing seal is durable.
 pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut pipeline = Pipeline {
+        shared: &shared,
+        written: VecDeque::new(),
+    };
     loop {
-        let batch = match next_work(&shared).await {
-            Work::Batch(batch) => batch,
-            Work::Exit => return,
+        let take = if pipeline.written.is_empty() {
+            next_work(&shared).await
+        } else {
+            shared.take_work(false)
         };
-        let is_closing_seal = batch.records == 0;
-        if let Err(error) = write_durably(&shared, &batch).await {
+        let outcome = match take {
+            Take::Stopped => return,
+            Take::Sealed => {
+                shared
+                    .progress
+                    .send_modify(|progress| progress.closed = true);
+                tracing::info!(log = %shared.config.name, "commit log closed");
+                return;
+            }
+            Take::Nothing => pipeline.flush().await,
+            Take::Batch(batch) => pipeline.advance(batch).await,
+        };
+        if let Err(error) = outcome {
             tracing::error!(
                 log = %shared.config.name,
-                offset = batch.offset,
                 %error,
                 "commit log stopped: a batch could not be made durable"
             );
             shared.stop(error);
             return;
         }
-        tracing::debug!(
-            log = %shared.config.name,
-            offset = batch.offset,
-            bytes = batch.bytes.len(),
-            records = batch.records,
-            "batch durable"
-        );
-        let end = batch.end();
-        shared.publish(end, batch.bytes);
-        if is_closing_seal {
-            shared
-                .progress
-                .send_modify(|progress| progress.closed = true);
-            tracing::info!(log = %shared.config.name, end, "commit log closed");
-            return;
-        }
     }
 }
 
-async fn next_work(shared: &Shared) -> Work {
+/// Waits until there is something to do; called when everything written is durable.
+async fn next_work(shared: &Shared) -> Take {
     loop {
         let work = shared.work.notified();
         tokio::pin!(work);
         work.as_mut().enable();
-        if let Some(next) = shared.take_work() {
-            return next;
+        match shared.take_work(true) {
+            Take::Nothing => work.await,
+            take => return take,
         }
-        work.await;
     }
 }
 
-async fn write_durably(shared: &Shared, batch: &SealedBatch) -> Result<(), netherite_core::Error> {
-    let device = &shared.device;
-    let config = &shared.config;
-    retry(config, "write", || device.write(batch.offset, &batch.bytes)).await?;
-    retry(config, "flush", || device.flush()).await
+/// The batches written but not yet durable.
+struct Pipeline<'a> {
+    shared: &'a Shared,
+    /// `(end, length)` of each written batch that is not durable yet, oldest first.
+    written: VecDeque<(u64, u64)>,
+}
+
+impl Pipeline<'_> {
+    /// Writes `batch`; at the same time flushes the batches written before it, if any.
+    async fn advance(&mut self, batch: SealedBatch) -> Result<(), netherite_core::Error> {
+        let (device, config) = (&self.shared.device, &self.shared.config);
+        let write = retry(config, "write", || device.write(batch.offset, &batch.bytes));
+        if self.written.is_empty() {
+            write.await?;
+        } else {
+            let covered = self.covered();
+            let flush = retry(config, "flush", || device.flush());
+            let (flushed, wrote) = tokio::join!(flush, write);
+            flushed?;
+            self.publish(covered);
+            wrote?;
+        }
+        tracing::debug!(
+            log = %config.name,
+            offset = batch.offset,
+            bytes = batch.bytes.len(),
+            records = batch.records,
+            "batch written"
+        );
+        self.written
+            .push_back((batch.end(), batch.bytes.len() as u64));
+        self.shared.return_spare(batch.bytes);
+        Ok(())
+    }
+
+    /// Flushes every written batch.
+    async fn flush(&mut self) -> Result<(), netherite_core::Error> {
+        let covered = self.covered();
+        retry(&self.shared.config, "flush", || self.shared.device.flush()).await?;
+        self.publish(covered);
+        Ok(())
+    }
+
+    /// The end of the last written batch: what a flush called now makes durable.
+    fn covered(&self) -> u64 {
+        self.written
+            .back()
+            .map_or(self.shared.durable(), |(end, _)| *end)
+    }
+
+    /// Marks every written batch up to `covered` durable.
+    fn publish(&mut self, covered: u64) {
+        let mut freed = 0;
+        while let Some(&(end, len)) = self.written.front() {
+            if end > covered {
+                break;
+            }
+            freed += len;
+            self.written.pop_front();
+        }
+        tracing::debug!(log = %self.shared.config.name, durable = covered, "batches durable");
+        self.shared.publish(covered, freed);
+    }
 }
 
 /// Calls `call` until it succeeds, fails for good, or has failed `attempts_max` times.

@@ -36,8 +36,10 @@
 //! That is the torn tail, unless a batch header further on states that the log was durable
 //! past it: then it is damage inside the durable log, reported as [`Error::Corrupt`] with its
 //! offset, never silently cut off. See [`recovery`] for the rules. After a clean
-//! [`close`](CommitLog::close) even the last batch is vouched for; after a crash the last
-//! batch cannot be, and damage confined to it reads as a torn tail.
+//! [`close`](CommitLog::close) every batch is vouched for. After a crash the last batches
+//! are not (the last one, or two when a flush overlapped the next write: a batch header can
+//! only vouch for what was durable when it was written), so damage confined to them reads
+//! as a torn tail.
 //!
 //! # Example
 //!

@@ -65,19 +65,7 @@ pub(crate) async fn recover(
         ));
     }
     let mut walker = Walker::new(device.clone(), start, config.read_attempts_max);
-    let mut records = 0;
-    let end = loop {
-        match walker.next(size).await? {
-            Step::Record(_) => records += 1,
-            Step::Limit => {
-                break ChainEnd {
-                    at: size,
-                    reason: "the end of the device",
-                };
-            }
-            Step::End(end) => break end,
-        }
-    };
+    let (end, records) = walk_to_end(&mut walker, size).await?;
 
     let survey = survey(device, end.at, size).await?;
     if let Some((offset, durable)) = survey.proof {
@@ -103,6 +91,24 @@ pub(crate) async fn recover(
         records,
         generation,
     })
+}
+
+/// Walks the whole chain; returns where it ends and how many records it holds.
+async fn walk_to_end(walker: &mut Walker, size: u64) -> Result<(ChainEnd, u64), Error> {
+    let mut records = 0;
+    loop {
+        match walker.next(size).await? {
+            Step::Record(_) => records += 1,
+            Step::Limit => {
+                let end = ChainEnd {
+                    at: size,
+                    reason: "the end of the device",
+                };
+                return Ok((end, records));
+            }
+            Step::End(end) => return Ok((end, records)),
+        }
+    }
 }
 
 fn new_generation(generation_max: u32) -> Result<u32, Error> {

@@ -36,7 +36,7 @@ pub(crate) struct Shared {
 pub(crate) struct State {
     /// The batch being filled.
     pub(crate) open: OpenBatch,
-    /// The bytes of the batch the flusher is writing, 0 when it is idle.
+    /// The bytes of the batches taken by the flusher and not yet durable.
     pub(crate) in_flight: u64,
     /// The first position still readable (the truncation point).
     pub(crate) start: u64,
@@ -44,16 +44,22 @@ pub(crate) struct State {
     pub(crate) failure: Option<Arc<netherite_core::Error>>,
     /// Set by `close`: no more appends; the flusher writes what is left, then a closing seal.
     pub(crate) closing: bool,
-    /// The allocation of the last written batch, for the next one.
+    /// Set once the closing seal is taken: the flusher takes nothing more.
+    pub(crate) sealed: bool,
+    /// The allocation of a written batch, for a later one.
     pub(crate) spare: Vec<u8>,
 }
 
-/// What the flusher should do next.
-pub(crate) enum Work {
-    /// Write and flush this batch.
+/// What the flusher found to do.
+pub(crate) enum Take {
+    /// Write this batch.
     Batch(SealedBatch),
-    /// The log has stopped or closed: exit.
-    Exit,
+    /// Nothing was appended since the last batch.
+    Nothing,
+    /// The closing seal was taken and is durable: nothing more will come.
+    Sealed,
+    /// The log has stopped.
+    Stopped,
 }
 
 impl Shared {
@@ -93,30 +99,41 @@ impl Shared {
         Ok(Some((position, self.durable_handle(end))))
     }
 
-    /// Takes the next batch for the flusher: the open one when it holds records, a closing
-    /// seal when the log is closing and nothing is left, or nothing yet.
-    pub(crate) fn take_work(&self) -> Option<Work> {
+    /// Takes the next batch for the flusher: the open one when it holds records, or the
+    /// closing seal when the log is closing, nothing is left, and everything written is
+    /// durable (`all_durable`), so that the seal vouches for every batch before it.
+    pub(crate) fn take_work(&self, all_durable: bool) -> Take {
         let mut state = self.lock();
         if state.failure.is_some() {
-            return Some(Work::Exit);
+            return Take::Stopped;
         }
-        if state.open.is_empty() && !state.closing {
-            return None;
+        if state.open.is_empty() && (!state.closing || !all_durable) {
+            return Take::Nothing;
         }
+        if state.open.is_empty() && state.sealed {
+            return Take::Sealed;
+        }
+        state.sealed = state.closing && state.open.is_empty();
         let spare = mem::take(&mut state.spare);
         let open = mem::replace(&mut state.open, OpenBatch::new(0, Vec::new()));
         let sealed = open.seal(self.generation, self.durable(), self.alignment);
         state.open = OpenBatch::new(sealed.end(), spare);
-        state.in_flight = sealed.bytes.len() as u64;
-        Some(Work::Batch(sealed))
+        state.in_flight += sealed.bytes.len() as u64;
+        Take::Batch(sealed)
     }
 
-    /// Records that a batch ending at `end` is durable and wakes whoever waits on it.
-    pub(crate) fn publish(&self, end: u64, spare: Vec<u8>) {
+    /// Hands a written batch's allocation back for a later batch.
+    pub(crate) fn return_spare(&self, bytes: Vec<u8>) {
         let mut state = self.lock();
-        state.in_flight = 0;
-        state.spare = spare;
-        drop(state);
+        if state.spare.capacity() < bytes.capacity() {
+            state.spare = bytes;
+        }
+    }
+
+    /// Moves the durable point to `end`, releasing `freed` buffered bytes, and wakes whoever
+    /// waits on either.
+    pub(crate) fn publish(&self, end: u64, freed: u64) {
+        self.lock().in_flight -= freed;
         self.progress.send_modify(|progress| progress.durable = end);
         self.room.notify_waiters();
     }

@@ -327,6 +327,41 @@ async fn after_a_clean_close_damage_to_the_last_batch_is_corruption() {
     );
 }
 
+/// A close waits until every batch is durable before it writes the seal, so the seal
+/// vouches for batches that were still in flight when close was called.
+#[tokio::test]
+async fn a_close_vouches_for_batches_still_in_flight() {
+    let disk = disk();
+    let gate = Arc::new(Semaphore::new(1)); // the flush at open
+    let device = TestDevice::new(&disk, Some(gate.clone()));
+    let log = Arc::new(
+        CommitLog::open(device, LogPosition::ZERO, config())
+            .await
+            .expect("open"),
+    );
+
+    // Phase: one batch waits in its flush while the next is appended, then close.
+    let _ = log.append(kind(1), b"first").await.expect("append");
+    for _ in 0..5 {
+        tokio::task::yield_now().await;
+    }
+    let (last, _) = log.append(kind(1), b"last").await.expect("append");
+    let closing = tokio::spawn({
+        let log = log.clone();
+        async move { log.close().await }
+    });
+    gate.add_permits(100);
+    closing.await.expect("the close task").expect("close");
+    drop(log);
+
+    flip_byte(&disk, last.0 + 3).await;
+    let error = open(&disk, LogPosition::ZERO).await.expect_err("corrupt");
+    assert!(
+        matches!(error, Error::Corrupt { offset, .. } if offset == last.0),
+        "{error}"
+    );
+}
+
 /// The known limit: after a crash nothing vouches for the last batch, so damage confined to
 /// it cannot be told from a torn write, and the log ends before it.
 #[tokio::test]

@@ -288,14 +288,13 @@ fn recovered(manifest: &Manifest, skipped: Vec<Error>) -> Recovered {
 }
 
 /// Whether `error` is about stored bytes (recovery may fall back) rather than a device that
-/// failed (recovery must stop and erase nothing).
+/// failed or a budget too small for the checkpoint (recovery must stop and erase nothing).
 fn is_damage(error: &Error) -> bool {
     matches!(
         error,
         Error::Corrupt { .. }
             | Error::Truncated { .. }
             | Error::Missing { .. }
-            | Error::LimitExceeded { .. }
             | Error::Device(netherite_core::Error::InvalidArgument { .. })
     )
 }
@@ -355,8 +354,16 @@ async fn clear_slots(device: &dyn LogDevice, slots: &[u64]) -> Result<(), Error>
     Ok(())
 }
 
-/// Reads and checks the manifest in `slot`.
+/// Reads and checks the manifest in `slot`, rereading once if a check fails (a read may be
+/// damaged on its way, and a manifest judged damaged is erased when another is used).
 async fn read_manifest(device: &dyn LogDevice, slot: u64) -> Result<Manifest, Error> {
+    match read_manifest_once(device, slot).await {
+        Err(Error::Corrupt { .. }) => read_manifest_once(device, slot).await,
+        other => other,
+    }
+}
+
+async fn read_manifest_once(device: &dyn LogDevice, slot: u64) -> Result<Manifest, Error> {
     let len = slot_bytes(device);
     let offset = slot * len;
     let available = device.size().saturating_sub(offset).min(len);
@@ -522,11 +529,7 @@ async fn read_snapshot(log: &dyn LogDevice, manifest: &Manifest) -> Result<Index
         reason,
     };
     let head = log.read(at, HEADER_LEN).await?;
-    let region = manifest.resume - at;
-    let header_ok = RecordRef::new(&head).is_some_and(|r| r.verify())
-        && Header::parse(&head).kind() == Kind::Skip(region)
-        && region == needed.next_multiple_of(manifest.page_bytes);
-    if !header_ok {
+    if !skip_header_matches(&head, manifest, needed) {
         return Err(corrupt(
             "the skip header does not match the manifest".into(),
         ));
@@ -553,6 +556,16 @@ async fn read_snapshot(log: &dyn LogDevice, manifest: &Manifest) -> Result<Index
     Ok(index)
 }
 
+/// Whether the header in front of a snapshot is an intact skip header over the region the
+/// manifest implies.
+fn skip_header_matches(head: &[u8], manifest: &Manifest, needed: u64) -> bool {
+    let region = manifest.resume - manifest.snapshot_at;
+    RecordRef::new(head).is_some_and(|r| r.verify())
+        && Header::parse(head).kind() == Kind::Skip(region)
+        && region == needed.next_multiple_of(manifest.page_bytes)
+}
+
+/// The rules every snapshot entry keeps.
 fn check_entry(manifest: &Manifest, home: u32, word: u64) -> Result<(), String> {
     let address = Index::slot_address(word).get();
     if u64::from(home) >= manifest.index_buckets {

@@ -103,12 +103,17 @@ impl Store {
     /// evicted from memory.
     pub async fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         let head = self.index.find(KeyHash::of(key));
-        let Some(hit) = self.find(key, head, Address::NONE).await? else {
-            return Ok(None);
-        };
-        Ok(self.with_record(&hit, |record| {
+        let value_of = |record: RecordRef<'_>| {
             (!record.header.is_tombstone()).then(|| record.value().to_vec())
-        }))
+        };
+        // The fast path: the whole walk in memory, no future state kept across an await.
+        let head = match self.probe_memory(key, head) {
+            Probe::Found(_, record) => return Ok(value_of(record)),
+            Probe::Absent => return Ok(None),
+            Probe::OnDevice(address) => address,
+        };
+        let hit = self.find(key, head, Address::NONE).await?;
+        Ok(hit.and_then(|hit| self.with_record(&hit, value_of)))
     }
 
     /// Sets the value of `key`.
@@ -167,13 +172,12 @@ impl Store {
         let head = self.index.find(hash);
         match self.probe_memory(key, head) {
             Probe::Absent => return Ok(()),
-            Probe::Found(address) => {
-                let record = self.log.record_at(address).expect("found in memory");
+            Probe::Found(address, record) => {
                 if record.header.is_tombstone() || self.update_in_place(address, None) {
                     return Ok(());
                 }
             }
-            Probe::OnDevice => {}
+            Probe::OnDevice(_) => {}
         }
         let (slot, head) = self.slot_for(hash).await?;
         self.append(slot, head, key, None).await
@@ -206,7 +210,7 @@ impl Store {
         head: Address,
         floor: Address,
     ) -> Result<Option<Hit>, Error> {
-        let floor = floor.max(self.log.regions().begin);
+        let floor = floor.max(self.log.begin());
         let mut address = head;
         while address >= floor {
             let previous = if let Some(record) = self.log.record_at(address) {
@@ -239,15 +243,15 @@ impl Store {
     }
 
     /// Walks the chain from `head` as far as it stays in memory.
-    fn probe_memory(&self, key: &[u8], head: Address) -> Probe {
-        let begin = self.log.regions().begin;
+    fn probe_memory(&self, key: &[u8], head: Address) -> Probe<'_> {
+        let begin = self.log.begin();
         let mut address = head;
         while address >= begin {
             let Some(record) = self.log.record_at(address) else {
-                return Probe::OnDevice;
+                return Probe::OnDevice(address);
             };
             if record.key() == key {
-                return Probe::Found(address);
+                return Probe::Found(address, record);
             }
             address = Address::new(record.header.previous);
         }
@@ -256,7 +260,7 @@ impl Store {
 
     /// The newest record of `key` if it lies in the mutable region.
     fn find_mutable(&self, key: &[u8], head: Address) -> Option<Address> {
-        let read_only = self.log.regions().read_only;
+        let read_only = self.log.read_only();
         let mut address = head;
         while address >= read_only {
             let record = self.log.record_at(address)?;
@@ -278,7 +282,7 @@ impl Store {
     /// The index slot of `hash`'s chain and its head. When the chain needs a new overflow
     /// bucket and that needs a new chunk, old pages make room for it first.
     pub(crate) async fn slot_for(&mut self, hash: KeyHash) -> Result<(SlotRef, Address), Error> {
-        let begin = self.log.regions().begin;
+        let begin = self.log.begin();
         if let Some(found) = self.index.find_slot(hash, begin) {
             return Ok(found);
         }
@@ -339,13 +343,13 @@ impl Store {
 }
 
 /// How far a walk in memory got.
-enum Probe {
+enum Probe<'a> {
     /// The newest record of the key is in memory here.
-    Found(Address),
+    Found(Address, RecordRef<'a>),
     /// The whole chain is in memory and holds no record of the key.
     Absent,
-    /// The chain continues on the device.
-    OnDevice,
+    /// The chain continues on the device, at this address.
+    OnDevice(Address),
 }
 
 fn key_too_long(key: &[u8]) -> Error {

@@ -107,6 +107,16 @@ impl HybridLog {
         }
     }
 
+    /// The oldest live address.
+    pub(crate) fn begin(&self) -> Address {
+        self.begin
+    }
+
+    /// Below it, records are immutable and written to the device.
+    pub(crate) fn read_only(&self) -> Address {
+        self.read_only
+    }
+
     /// The bytes the frames take.
     pub(crate) fn frames_bytes(&self) -> u64 {
         self.frames_bytes
@@ -114,10 +124,14 @@ impl HybridLog {
 
     /// The frame holding `address`, if it is in memory.
     fn frame_of(&self, address: u64) -> Option<usize> {
-        if let Some(last) = self.frames.back()
-            && address >= last.start
+        let first = self.frames.front()?.start;
+        // Most frames are one page and follow each other: try the frame a page count away.
+        let guess = (address.checked_sub(first)? / self.page_bytes) as usize;
+        if let Some(frame) = self.frames.get(guess)
+            && frame.start <= address
+            && address < frame.end()
         {
-            return (address < last.end()).then(|| self.frames.len() - 1);
+            return Some(guess);
         }
         let after = self.frames.partition_point(|f| f.start <= address);
         let index = after.checked_sub(1)?;

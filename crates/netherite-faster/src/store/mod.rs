@@ -70,3 +70,6 @@ pub use compaction::CompactionReport;
 pub use config::{KEY_BYTES_MAX, StoreConfig, StoreDevices};
 pub use kv::{Store, StoreStats};
 pub use scan::LiveRecords;
+
+#[cfg(test)]
+mod tests;
