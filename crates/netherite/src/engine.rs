@@ -1,5 +1,23 @@
 //! The engine: partition hosts for the partitions this node owns, the workers, and a client.
 //!
+//! ```no_run
+//! use netherite::settings::Settings;
+//! use netherite::sdk::Registry;
+//! use netherite::Netherite;
+//!
+//! # async fn demo(registry: Registry) -> Result<(), netherite::Error> {
+//! let settings = Settings::load(Some("netherite.toml".as_ref()))?;
+//! let engine = Netherite::builder().settings(settings).registry(registry).start().await?;
+//! let client = engine.client();
+//! // ... start and wait for orchestrations ...
+//! engine.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`Netherite::builder`] makes the embedded default (feature `file`): the local durable
+//! transport and file devices under `settings.data_dir`, one machine, no external service.
+//! [`Engine::in_memory`] runs the same engine over the in-memory hub and disks.
+//!
 //! An [`Engine`] follows the transport's ownership proposals: for each partition proposed to
 //! this node it starts a [`PartitionHost`] (which recovers the partition), for each one taken
 //! away it shuts its host down. Single-node transports (the local durable transport, the
@@ -25,6 +43,8 @@ use crate::host::{
     HostConfig, HostContext, HostStats, MemoryStorage, PartitionHost, PartitionStorage,
 };
 use crate::sdk::Registry;
+use crate::settings::Settings;
+use crate::transport::LocalTransport;
 
 /// How long a read waits for a partition that is still starting.
 const HOST_WAIT_MAX: Duration = Duration::from_secs(30);
@@ -98,6 +118,8 @@ pub struct Engine {
     hosts: Arc<HostMap>,
     client: Client,
     ownership: Mutex<Option<JoinHandle<()>>>,
+    /// The local transport the engine opened itself, closed at shutdown.
+    local: Option<LocalTransport>,
 }
 
 impl Engine {
@@ -139,6 +161,7 @@ impl Engine {
             context,
             hosts,
             ownership: Mutex::new(Some(ownership)),
+            local: None,
         };
         let count = transport.partition_count();
         for _ in 0..count {
@@ -155,18 +178,16 @@ impl Engine {
         Ok(engine)
     }
 
-    /// An engine entirely in memory: a fresh [`MemoryHub`] and [`MemoryStorage`], this node
-    /// owning every partition. Nothing survives the process; for tests and examples.
-    pub async fn in_memory(
-        registry: Registry,
-        config: HostConfig,
-        client: ClientOptions,
-    ) -> Result<Engine, Error> {
-        let hub = MemoryHub::new(config.partition_count).map_err(|source| Error::Transport {
+    /// An engine entirely in memory, shaped by `settings` (its `data_dir` is unused): a fresh
+    /// [`MemoryHub`] and [`MemoryStorage`], this node owning every partition. Nothing
+    /// survives the process; for tests and examples.
+    pub async fn in_memory(registry: Registry, settings: &Settings) -> Result<Engine, Error> {
+        settings.validate()?;
+        let hub = MemoryHub::new(settings.partition_count).map_err(|source| Error::Transport {
             what: "creating the in-memory hub".into(),
             source,
         })?;
-        Engine::in_memory_on(&hub, &MemoryStorage::new(), registry, config, client).await
+        Engine::in_memory_on(&hub, &MemoryStorage::new(), registry, settings).await
     }
 
     /// An engine over an existing in-memory hub and storage, so a test can stop an engine
@@ -175,18 +196,19 @@ impl Engine {
         hub: &MemoryHub,
         storage: &MemoryStorage,
         registry: Registry,
-        config: HostConfig,
-        client: ClientOptions,
+        settings: &Settings,
     ) -> Result<Engine, Error> {
         let node = NodeId::new("local");
         let transport = hub.connect(node.clone());
-        for p in 0..config.partition_count {
-            hub.assign(PartitionId(p), Some(node.clone()))
-                .map_err(|source| Error::Transport {
-                    what: format!("assigning partition {p}"),
-                    source,
-                })?;
+        for p in 0..settings.partition_count {
+            let assigned = hub.assign(PartitionId(p), Some(node.clone()));
+            assigned.map_err(|source| Error::Transport {
+                what: format!("assigning partition {p}"),
+                source,
+            })?;
         }
+        let config = HostConfig::from_settings(settings);
+        let client = ClientOptions::from_settings(settings);
         let storage = Arc::new(storage.clone());
         Engine::start_with(Arc::new(transport), storage, registry, config, client).await
     }
@@ -215,7 +237,10 @@ impl Engine {
     /// Stops every partition gracefully (each takes a last checkpoint); returns the first
     /// error any partition reported.
     pub async fn shutdown(self) -> Result<(), Error> {
-        let result = self.stop().await;
+        let mut result = self.stop().await;
+        if let Some(local) = &self.local {
+            result = result.and(local.close().await);
+        }
         tracing::info!("engine shut down");
         result
     }
@@ -305,5 +330,78 @@ impl Follower {
                 tracing::warn!(partition = %partition, %error, "partition stop failed");
             }
         }
+    }
+}
+
+/// The entry point: `Netherite::builder()`.
+#[derive(Debug)]
+pub struct Netherite;
+
+impl Netherite {
+    /// A builder with the default settings and an empty registry.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+}
+
+/// Builds an [`Engine`] from settings and a registry.
+#[derive(Debug, Default)]
+pub struct EngineBuilder {
+    settings: Settings,
+    registry: Registry,
+}
+
+impl EngineBuilder {
+    /// Use `settings` (default: [`Settings::default`]).
+    pub fn settings(mut self, settings: Settings) -> EngineBuilder {
+        self.settings = settings;
+        self
+    }
+
+    /// Run the orchestrations and activities of `registry`.
+    pub fn registry(mut self, registry: Registry) -> EngineBuilder {
+        self.registry = registry;
+        self
+    }
+
+    /// Starts the embedded default on `settings.data_dir`: creates the task hub there on
+    /// first use, recovers every partition, and returns once all are serving.
+    ///
+    /// Fails with [`Error::PartitionCountMismatch`] when the directory was made with another
+    /// partition count, [`Error::TaskHubLocked`] when another process uses it, and with the
+    /// partition's error when a partition's files cannot be recovered.
+    #[cfg(feature = "file")]
+    pub async fn start(self) -> Result<Engine, Error> {
+        use crate::host::FileStorage;
+        use crate::taskhub::TaskHub;
+        use crate::transport::LocalTransportOptions;
+
+        let settings = self.settings;
+        settings.validate()?;
+        let opening = settings.clone();
+        let hub = tokio::task::spawn_blocking(move || TaskHub::open_with(&opening))
+            .await
+            .map_err(|e| Error::Closed(format!("opening the task hub: {e}")))??;
+        let options = LocalTransportOptions::for_settings(&settings);
+        let local = LocalTransport::open(&hub, options).await?;
+        let storage = Arc::new(FileStorage::new(hub));
+        let config = HostConfig::from_settings(&settings);
+        let client = ClientOptions::from_settings(&settings);
+        let transport: Arc<dyn Transport> = Arc::new(local.clone());
+        match Engine::start_with(transport, storage, self.registry, config, client).await {
+            Ok(mut engine) => {
+                engine.local = Some(local);
+                Ok(engine)
+            }
+            Err(error) => {
+                let _ = local.close().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts the engine in memory (see [`Engine::in_memory`]).
+    pub async fn start_in_memory(self) -> Result<Engine, Error> {
+        Engine::in_memory(self.registry, &self.settings).await
     }
 }

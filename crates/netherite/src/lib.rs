@@ -23,5 +23,5 @@ pub mod taskhub;
 pub mod transport;
 pub mod wire;
 
-pub use engine::Engine;
+pub use engine::{Engine, EngineBuilder, Netherite};
 pub use error::Error;

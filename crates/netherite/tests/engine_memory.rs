@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use netherite::Engine;
-use netherite::client::{ClientOptions, StartOptions, output};
-use netherite::host::{HostConfig, MemoryStorage};
+use netherite::client::{StartOptions, output};
+use netherite::host::MemoryStorage;
 use netherite::sdk::{ActivityContext, ActivityError, OrchestrationContext, Registry, TaskError};
+use netherite::settings::Settings;
 use netherite_core::model::OrchestrationStatus;
 use netherite_core::transport::MemoryHub;
 
@@ -33,17 +34,17 @@ fn registry() -> Registry {
     registry
 }
 
-fn config() -> HostConfig {
-    HostConfig {
+fn settings() -> Settings {
+    Settings {
         partition_count: 4,
-        ..HostConfig::default()
+        ..Settings::default()
     }
 }
 
 /// A sequence of three activities runs to completion, and its output reads back typed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequence_completes_in_memory() {
-    let engine = Engine::in_memory(registry(), config(), ClientOptions::default())
+    let engine = Engine::in_memory(registry(), &settings())
         .await
         .expect("engine starts");
     let client = engine.client();
@@ -70,15 +71,9 @@ async fn sequence_completes_in_memory() {
 async fn restart_recovers_in_memory() {
     let hub = MemoryHub::new(4).expect("hub");
     let storage = MemoryStorage::new();
-    let engine = Engine::in_memory_on(
-        &hub,
-        &storage,
-        registry(),
-        config(),
-        ClientOptions::default(),
-    )
-    .await
-    .expect("engine starts");
+    let engine = Engine::in_memory_on(&hub, &storage, registry(), &settings())
+        .await
+        .expect("engine starts");
     let client = engine.client();
     let id = client
         .start(
@@ -95,15 +90,9 @@ async fn restart_recovers_in_memory() {
         .expect("completes");
     engine.shutdown().await.expect("clean shutdown");
 
-    let engine = Engine::in_memory_on(
-        &hub,
-        &storage,
-        registry(),
-        config(),
-        ClientOptions::default(),
-    )
-    .await
-    .expect("engine restarts");
+    let engine = Engine::in_memory_on(&hub, &storage, registry(), &settings())
+        .await
+        .expect("engine restarts");
     let view = engine
         .client()
         .get_state(&id, true)

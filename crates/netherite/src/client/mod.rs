@@ -47,6 +47,7 @@ pub use self::query::QueryPage;
 use crate::Error;
 use crate::engine::HostMap;
 use crate::host::{random_u128, system_now};
+use crate::settings::Settings;
 
 /// Extra time a client waits past a wait's deadline for the partition's own answer.
 const WAIT_GRACE: Duration = Duration::from_secs(5);
@@ -65,6 +66,16 @@ impl Default for ClientOptions {
         ClientOptions {
             payload_bytes_max: 1 << 20,
             request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ClientOptions {
+    /// The client options `settings` ask for.
+    pub fn from_settings(settings: &Settings) -> ClientOptions {
+        ClientOptions {
+            payload_bytes_max: settings.payload_bytes_max,
+            ..ClientOptions::default()
         }
     }
 }

@@ -38,6 +38,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use netherite_core::codec;
 use netherite_core::partition::{Limits, PartitionConfig, ReadEvent, ReadResult, StatsView};
 use netherite_core::transport::Transport;
 use netherite_core::{CommitPosition, InputPosition, PartitionId, Timestamp};
@@ -61,6 +62,7 @@ pub use self::workers::ENTITIES_NOT_SUPPORTED;
 use self::workers::{WorkerLink, Workers};
 use crate::Error;
 use crate::sdk::Registry;
+use crate::settings::Settings;
 
 /// Pending commands per partition before senders wait (back-pressure).
 const COMMANDS_MAX: usize = 4096;
@@ -104,6 +106,32 @@ impl Default for HostConfig {
                 ..LogConfig::default()
             },
             store: StoreConfig::default(),
+        }
+    }
+}
+
+impl HostConfig {
+    /// The host configuration `settings` ask for; the commit log takes records of a few times
+    /// the largest payload (an episode's answer may carry several), at least 16 MiB.
+    pub fn from_settings(settings: &Settings) -> HostConfig {
+        let record_max = settings
+            .payload_bytes_max
+            .saturating_mul(4)
+            .clamp(16 << 20, codec::RECORD_BYTES_MAX as u64);
+        let record_bytes_max = u32::try_from(record_max).unwrap_or(u32::MAX);
+        HostConfig {
+            partition_count: settings.partition_count,
+            checkpoint_log_bytes_max: settings.checkpoint_log_bytes_max,
+            checkpoint_events_max: settings.checkpoint_events_max,
+            checkpoint_idle: settings.checkpoint_idle,
+            orchestrations_concurrency_max: settings.orchestrations_concurrency_max,
+            activities_concurrency_max: settings.activities_concurrency_max,
+            log: LogConfig {
+                record_bytes_max,
+                buffer_bytes_max: 2 * record_max + (1 << 20),
+                ..LogConfig::default()
+            },
+            ..HostConfig::default()
         }
     }
 }

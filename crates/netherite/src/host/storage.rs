@@ -7,8 +7,8 @@
 //! - [`MemoryStorage`]: `MemoryDisk`s kept by partition, so an engine restarted on the same
 //!   `MemoryStorage` recovers what the previous one made durable, and [`MemoryStorage::crash`]
 //!   drops what was not.
-//! - [`FileStorage`] (feature `file`): `FileDevice`s under a data directory, in the layout
-//!   `pNN/log/`, `pNN/store/log/` and `pNN/store/checkpoints/`.
+//! - `FileStorage` (feature `file`): `FileDevice`s under a task hub's data directory, in the
+//!   layout `pNN/log/`, `pNN/store/log/` and `pNN/store/checkpoints/`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -138,55 +138,68 @@ pub use self::file::FileStorage;
 
 #[cfg(feature = "file")]
 mod file {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
+    use std::time::Duration;
 
     use netherite_storage_file::{FileDevice, FileDeviceOptions};
 
     use super::*;
+    use crate::taskhub::TaskHub;
 
-    /// Partition devices in files under a data directory (feature `file`).
+    /// How long opening waits for a device that a host of this same process is still letting
+    /// go of (a host that was aborted releases its devices as its tasks wind down).
+    const LOCK_WAIT: Duration = Duration::from_secs(5);
+    /// The pause between two attempts to open a locked device.
+    const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+    /// Partition devices in files under a task hub's data directory (feature `file`): the
+    /// commit log in `pNN/log/`, the store in `pNN/store/log/` and `pNN/store/checkpoints/`.
     #[derive(Clone, Debug)]
     pub struct FileStorage {
-        root: PathBuf,
+        hub: TaskHub,
         options: FileDeviceOptions,
     }
 
     impl FileStorage {
-        /// Storage under `root`, one `pNN` folder per partition.
-        pub fn new(root: impl Into<PathBuf>) -> FileStorage {
+        /// Storage in the directory of `hub` (whose lock it holds while it lives).
+        pub fn new(hub: TaskHub) -> FileStorage {
             FileStorage {
-                root: root.into(),
+                hub,
                 options: FileDeviceOptions::default(),
             }
         }
 
-        /// The folder of `partition`: `pNN`, two digits at least.
-        pub fn partition_dir(&self, partition: PartitionId) -> PathBuf {
-            self.root.join(format!("p{:02}", partition.0))
-        }
-
         async fn open_one(&self, dir: &Path, partition: PartitionId) -> Result<FileDevice, Error> {
-            FileDevice::open(dir, self.options)
-                .await
-                .map_err(|source| Error::Storage {
-                    partition,
-                    what: format!("opening the device in {}", dir.display()),
-                    source: Box::new(source),
-                })
+            let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+            loop {
+                match FileDevice::open(dir, self.options).await {
+                    Ok(device) => return Ok(device),
+                    Err(netherite_storage_file::Error::Locked { .. })
+                        if tokio::time::Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(LOCK_RETRY_PAUSE).await;
+                    }
+                    Err(source) => {
+                        return Err(Error::Storage {
+                            partition,
+                            what: format!("opening the device in {}", dir.display()),
+                            source: Box::new(source),
+                        });
+                    }
+                }
+            }
         }
     }
 
     #[async_trait]
     impl PartitionStorage for FileStorage {
         async fn open(&self, partition: PartitionId) -> Result<PartitionDevices, Error> {
-            let dir = self.partition_dir(partition);
-            let log = self.open_one(&dir.join("log"), partition).await?;
-            let store_log = self
-                .open_one(&dir.join("store").join("log"), partition)
+            let store = self.hub.store_dir(partition);
+            let log = self
+                .open_one(&self.hub.log_dir(partition), partition)
                 .await?;
-            let checkpoints = self
-                .open_one(&dir.join("store").join("checkpoints"), partition)
-                .await?;
+            let store_log = self.open_one(&store.join("log"), partition).await?;
+            let checkpoints = self.open_one(&store.join("checkpoints"), partition).await?;
             Ok(PartitionDevices {
                 log: Arc::new(log),
                 store_log: Arc::new(store_log),
