@@ -45,8 +45,13 @@ pub(crate) async fn start() -> (Engine, TempDir) {
 
 /// A started engine on `dir`.
 pub(crate) async fn start_in(dir: &Path) -> Engine {
+    start_with(settings(dir)).await
+}
+
+/// A started engine with `settings`.
+pub(crate) async fn start_with(settings: Settings) -> Engine {
     Netherite::builder()
-        .settings(settings(dir))
+        .settings(settings)
         .registry(registry())
         .start()
         .await
@@ -83,10 +88,9 @@ pub(crate) async fn until(
 ) -> InstanceView {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        if let Some(view) = client.get_state(id, true).await.expect("a read") {
-            if check(&view) {
-                return view;
-            }
+        let view = client.get_state(id, true).await.expect("a read");
+        if let Some(view) = view.filter(&check) {
+            return view;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
