@@ -262,3 +262,38 @@ async fn assert_exactly_once(client: &Client, id: &InstanceId) {
     let ends = count(&history, |k| matches!(k, EventKind::ExecutionCompleted(_)));
     assert_eq!((starts, ends), (1, 1), "{id}: {history:?}");
 }
+
+/// A damaged checkpoint device is a clear error naming the partition and what was refused,
+/// not a panic and not a silently empty partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_checkpoints_are_a_clear_error() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let engine = start_in(dir.path()).await;
+    let id = run(&engine.client(), "Hello", "kept", &"Bern").await;
+    finish(&engine.client(), &id).await;
+    engine.shutdown().await.expect("clean shutdown");
+
+    // Both manifest slots of partition 0's store, overwritten with noise.
+    let segment = dir
+        .path()
+        .join("p00/store/checkpoints/segment-000000000000");
+    let mut bytes = std::fs::read(&segment).expect("the checkpoint segment");
+    bytes[..8192]
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = (i * 7 + 3) as u8);
+    std::fs::write(&segment, &bytes).expect("damaged");
+
+    let refused = Netherite::builder()
+        .settings(settings(dir.path()))
+        .registry(registry())
+        .start()
+        .await;
+    let error = refused.expect_err("refused");
+    let text = error.to_string();
+    assert!(
+        matches!(error, Error::Storage { partition, .. } if partition.0 == 0),
+        "{text}"
+    );
+    assert!(text.contains("manifest slot"), "{text}");
+}

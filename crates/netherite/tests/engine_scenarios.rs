@@ -220,3 +220,44 @@ async fn unregistered_names_and_bad_input_fail_clearly() {
     );
     engine.shutdown().await.expect("clean shutdown");
 }
+
+/// A timer sixty days out is armed as it is: the instance waits, the partition's timer holds
+/// that due time, and nothing is logged while it waits (no overflow, no spinning).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timer_sixty_days_out_neither_overflows_nor_spins() {
+    let (engine, _dir) = start().await;
+    let client = engine.client();
+    let sixty_days = 60 * 24 * 3600 * 1000u64;
+
+    let id = run(&client, "Sleeper", "far-1", &sixty_days).await;
+    until(&client, &id, |v| v.status == OrchestrationStatus::Running).await;
+    let history = client.history(&id).await.expect("history");
+    assert_eq!(
+        count(&history, |k| matches!(k, EventKind::TimerCreated(_))),
+        1
+    );
+
+    let partition = netherite_core::partition_of(&id, PARTITIONS);
+    let events = |stats: Vec<netherite::host::HostStats>| {
+        let host = stats
+            .into_iter()
+            .find(|s| s.partition == partition)
+            .expect("hosted");
+        (host.state.events_applied, host.armed)
+    };
+    let (before, armed) = events(engine.stats().await.expect("stats"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (after, _) = events(engine.stats().await.expect("stats"));
+
+    let due = armed.expect("the timer is armed");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("1970");
+    let ahead = due.secs - now.as_secs() as i64;
+    assert!(ahead > 59 * 24 * 3600, "armed at {due}, {ahead} s ahead");
+    assert!(
+        after <= before + 1,
+        "{before} -> {after} updates while waiting"
+    );
+    engine.shutdown().await.expect("clean shutdown");
+}
