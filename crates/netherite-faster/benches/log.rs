@@ -7,8 +7,11 @@
 //! `FileDevice`, each keeping a window of records in flight and waiting for every record to
 //! be durable. Criterion times each size. The summary at the end gives records/s and MiB/s
 //! (payload, and bytes the device wrote) over all timed iterations, against the disk's best
-//! sequential figures of before and after; it is also written to `commit-log-summary.md` in
-//! criterion's output directory.
+//! sequential figures of before and after. Last, because the disk's speed drifts with what
+//! else the machine does, synced 8 MiB chunks on a plain file, the same through a bare
+//! `FileDevice`, and the 64 KiB log take turns for a few rounds, and their medians are
+//! compared. The summary is also written to
+//! `commit-log-summary.md` in criterion's output directory.
 //!
 //! The directory is a temporary one; set `NETHERITE_BENCH_DIR` to measure another disk.
 //! `--test` (as `cargo test --benches` passes) runs everything once, small.
@@ -21,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use netherite_core::device::LogDevice;
 use netherite_faster::log::{CommitLog, LogConfig, LogPosition, RecordKind};
 use netherite_storage_file::{DiskProbe, FileDevice, FileDeviceOptions, ProbeOptions, disk_probe};
 use tokio::runtime::Runtime;
@@ -91,10 +95,9 @@ impl std::fmt::Display for SyncedChunks {
     }
 }
 
-/// Times `write + fdatasync` of 8 MiB chunks on a plain file under `root`.
-fn synced_chunks(root: &Path, quick: bool) -> SyncedChunks {
+/// Times `write + fdatasync` of `chunks` 8 MiB chunks on a plain file under `root`.
+fn synced_chunks(root: &Path, chunks: u64) -> SyncedChunks {
     let chunk_bytes = 8 << 20;
-    let chunks: u64 = if quick { 1 } else { 64 };
     let path = root.join("synced-chunks.raw");
     let file = std::fs::File::create(&path).expect("a scratch file");
     let chunk = vec![0x5a; chunk_bytes];
@@ -112,6 +115,110 @@ fn synced_chunks(root: &Path, quick: bool) -> SyncedChunks {
         total_bytes,
         bytes_per_sec: total_bytes as f64 / elapsed,
     }
+}
+
+/// The 64 KiB-record log against synced 8 MiB chunks, measured in alternating rounds.
+struct Alternation {
+    rounds: usize,
+    bytes_per_round: u64,
+    /// Synced chunks on a plain file.
+    raw: f64,
+    /// Synced chunks through `FileDevice`: the ceiling for anything on that device.
+    device: f64,
+    /// The log, in device bytes.
+    log: f64,
+}
+
+impl std::fmt::Display for Alternation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = f64::from(1 << 20);
+        writeln!(
+            f,
+            "64 KiB records, durable, taking turns with the disk ({} rounds of {} MiB each, \
+             medians):",
+            self.rounds,
+            self.bytes_per_round >> 20
+        )?;
+        let rows = [
+            ("plain file, 8 MiB write + fdatasync", self.raw),
+            ("FileDevice, 8 MiB write + flush", self.device),
+            ("commit log, 64 KiB records", self.log),
+        ];
+        for (name, rate) in rows {
+            let share = 100.0 * rate / self.raw;
+            writeln!(f, "  {name:<38} {:>8.1} MiB/s {share:>5.0}%", rate / mib)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the raw disk, the bare device and the 64 KiB log in turns, so all three see the
+/// same disk (its speed drifts with what else the machine does); returns the medians.
+fn alternate_large(runtime: &Runtime, root: &Path, quick: bool) -> Alternation {
+    let workload = WORKLOADS[3];
+    let (rounds, chunks) = if quick { (1, 1) } else { (7, 32) };
+    let bytes_per_round = chunks * (8 << 20);
+    let records = bytes_per_round / workload.record_bytes as u64;
+    let (mut raw, mut device, mut log) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        raw.push(synced_chunks(root, chunks).bytes_per_sec);
+        device.push(device_round(runtime, root, chunks));
+        log.push(log_round(runtime, root, workload, records));
+    }
+    Alternation {
+        rounds,
+        bytes_per_round,
+        raw: median(raw),
+        device: median(device),
+        log: median(log),
+    }
+}
+
+/// `chunks` 8 MiB writes, each flushed, on a fresh `FileDevice`; returns bytes per second.
+fn device_round(runtime: &Runtime, root: &Path, chunks: u64) -> f64 {
+    let dir = root.join("alternating-device");
+    let chunk = vec![0x5a; 8 << 20];
+    let rate = runtime.block_on(async {
+        let device = FileDevice::open(&dir, FileDeviceOptions::default())
+            .await
+            .expect("open the file device");
+        let started = Instant::now();
+        for index in 0..chunks {
+            let offset = index * chunk.len() as u64;
+            device.write(offset, &chunk).await.expect("write");
+            device.flush().await.expect("flush");
+        }
+        let elapsed = started.elapsed();
+        device.release().await.expect("release");
+        (chunks * chunk.len() as u64) as f64 / elapsed.as_secs_f64()
+    });
+    std::fs::remove_dir_all(&dir).expect("remove the device directory");
+    rate
+}
+
+/// One fresh log writing `records` records durably; returns device bytes per second.
+fn log_round(runtime: &Runtime, root: &Path, workload: Workload, records: u64) -> f64 {
+    let dir = root.join("alternating-log");
+    let rate = runtime.block_on(async {
+        let device = FileDevice::open(&dir, FileDeviceOptions::default())
+            .await
+            .expect("open the file device");
+        let log = CommitLog::open(Arc::new(device), LogPosition::ZERO, config(workload))
+            .await
+            .expect("open the log");
+        let log = Arc::new(log);
+        let elapsed = append_durably(&log, workload, records).await;
+        let bytes = log.durable().0;
+        log.release().await.expect("release");
+        bytes as f64 / elapsed.as_secs_f64()
+    });
+    std::fs::remove_dir_all(&dir).expect("remove the log directory");
+    rate
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// What the timed iterations of one workload added up to.
@@ -136,7 +243,7 @@ fn main() {
     // The disk is measured before and after: on a shared machine its figures drift.
     let before = disk_probe(&root, &probe_options(quick)).expect("the raw disk probe");
     println!("disk under {} (before): {before}", root.display());
-    let chunked_before = synced_chunks(&root, quick);
+    let chunked_before = synced_chunks(&root, if quick { 1 } else { 64 });
     println!("  {chunked_before}\n");
 
     let mut criterion = Criterion::default().configure_from_args();
@@ -149,12 +256,14 @@ fn main() {
 
     let after = disk_probe(&root, &probe_options(quick)).expect("the raw disk probe");
     println!("disk under {} (after): {after}", root.display());
-    let chunked_after = synced_chunks(&root, quick);
+    let chunked_after = synced_chunks(&root, if quick { 1 } else { 64 });
     let disk = Disk {
         probes: [before, after],
         chunked: [chunked_before, chunked_after],
     };
-    let summary = summary(&disk, &rows);
+    let alternation = alternate_large(&runtime, &root, quick);
+    let mut summary = summary(&disk, &rows);
+    let _ = write!(summary, "\n{alternation}");
     println!("\n{summary}");
     record(&summary);
 }

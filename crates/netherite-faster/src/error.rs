@@ -13,11 +13,10 @@ pub enum Error {
     /// Bytes on the device are not what was written: a checksum or a field does not hold, or a
     /// record is missing where the log proves one was durable. Recover from an earlier point
     /// or stop.
-    #[error("corrupt {what} at offset {offset}: {reason}")]
+    #[error("corrupt {source_name} at offset {offset}: {reason}")]
     Corrupt {
-        /// What was being read, e.g. `partition 3 commit log` or "manifest slot 1 of the store
-        /// checkpoint device".
-        what: String,
+        /// What was being read, e.g. `partition 3 commit log`.
+        source_name: String,
         /// The device offset of the damaged record.
         offset: u64,
         /// Which check failed.

@@ -204,6 +204,7 @@ mod tests {
         assert_eq!(record.framed_len(), 3 * 16 + 250);
     }
 
+    /// The closing seal is an empty batch: its header and padding, nothing else.
     #[test]
     fn an_empty_seal_is_a_header_and_padding() {
         let sealed = OpenBatch::new(0, Vec::new()).seal(2, 0, 64);

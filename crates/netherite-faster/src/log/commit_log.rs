@@ -18,9 +18,10 @@ use crate::Error;
 
 /// A partition's commit log over a [`LogDevice`]; see the [module docs](super).
 ///
-/// Share it between tasks behind an `Arc`: every method takes `&self` except
-/// [`close`](Self::close). Dropping it stops the flusher at once, which to the device looks
-/// like a crash: what was not durable may be lost, nothing durable is.
+/// Share it between tasks behind an `Arc`: every method takes `&self`. Dropping it stops
+/// the flusher, which to the device looks like a crash: what was not durable may be lost,
+/// nothing durable is. The device is let go when the flusher task is gone; call
+/// [`release`](Self::release) to let it go at once.
 #[derive(Debug)]
 pub struct CommitLog {
     shared: Arc<Shared>,
@@ -196,6 +197,16 @@ impl CommitLog {
             Some(failure) => Err(Error::Stopped(failure.clone())),
             None => Ok(()),
         }
+    }
+
+    /// Stops the log at once and gives up the device, so that a new owner can open it
+    /// without waiting: what a node does when it loses the partition. Records not yet
+    /// durable may or may not survive; their waiters get [`Error::Stopped`].
+    pub async fn release(&self) -> Result<(), Error> {
+        self.flusher.abort();
+        self.shared.stop(netherite_core::Error::Closed);
+        self.shared.device.release().await?;
+        Ok(())
     }
 
     /// Fails unless a valid frame starts at `offset`.

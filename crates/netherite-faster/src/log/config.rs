@@ -108,6 +108,7 @@ impl LogConfig {
 mod tests {
     use super::*;
 
+    /// The defaults hold a largest record on devices of 512 B to 64 KiB sectors.
     #[test]
     fn defaults_are_valid_for_common_alignments() {
         for alignment in [512, 4096, 64 << 10] {

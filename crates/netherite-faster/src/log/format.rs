@@ -347,6 +347,7 @@ mod tests {
         assert!(header.verify(100, &[]));
     }
 
+    /// A batch header verifies at its offset and states the durable point it was given.
     #[test]
     fn batch_header_carries_its_durable_point() {
         let bytes = batch_header(512, 4, 300);
@@ -358,6 +359,7 @@ mod tests {
         assert_eq!(batch_durable(&bytes[HEADER_LEN..]), Some(300));
     }
 
+    /// A split record's frames say first, middle, last; the flags round trip.
     #[test]
     fn fragments_number_a_split_record() {
         assert_eq!(Fragment::of(0, 1), Fragment::Whole);

@@ -8,7 +8,8 @@
 //! [`Durable`] handle. One flusher task takes everything appended so far, writes it with one
 //! device write and one device flush, then moves the durable point, which answers every
 //! record of the batch at once. Many appenders thus share each flush (group commit), and the
-//! slower the device, the larger the batches.
+//! slower the device, the larger the batches. A batch's flush runs while the next batch is
+//! written, so the device is never idle while there is work.
 //!
 //! ```text
 //!  start                  durable              appended
@@ -24,11 +25,12 @@
 //!
 //! # On the device
 //!
-//! Everything is a checksummed frame ([`format`]): a batch starts at an aligned offset with a
-//! batch header, holds whole records, and is padded to the next aligned offset. The next
-//! batch starts there, so no write ever rewrites a byte a flush made durable: a torn write
-//! can only damage the batch being written. A record longer than `page_bytes` is split into
-//! fragments that a reader puts back together; a record is returned whole or not at all.
+//! Everything is a checksummed frame ([`format`](mod@format)): a batch starts at an aligned
+//! offset with a batch header, holds whole records, and is padded to the next aligned
+//! offset. The next batch starts there, so no write ever rewrites a byte a flush made
+//! durable: a torn write can only damage the batch being written. A record longer than
+//! `page_bytes` is split into fragments that a reader puts back together; a record is
+//! returned whole or not at all.
 //!
 //! # Recovery
 //!

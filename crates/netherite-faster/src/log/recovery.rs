@@ -121,18 +121,20 @@ fn new_generation(generation_max: u32) -> Result<u32, Error> {
 
 fn corrupt(config: &LogConfig, offset: u64, reason: String) -> Error {
     Error::Corrupt {
-        what: config.name.clone(),
+        source_name: config.name.clone(),
         offset,
         reason,
     }
 }
 
-/// Reads every aligned offset from `failed` up to `size` for batch headers.
+/// Reads every aligned offset from `failed` up to `size` for batch headers, stopping at
+/// the first that proves the failed frame was durable.
 async fn survey(device: &Arc<dyn LogDevice>, failed: u64, size: u64) -> Result<Survey, Error> {
     let alignment = device.alignment();
     let mut survey = Survey::default();
     let mut chunk_at = failed.next_multiple_of(alignment);
-    while chunk_at + BATCH_FRAME_LEN as u64 <= size {
+    // Once a proof of corruption is found, the generations no longer matter: stop there.
+    while chunk_at + BATCH_FRAME_LEN as u64 <= size && survey.proof.is_none() {
         let len = (size - chunk_at).min((READ_CHUNK + BATCH_FRAME_LEN) as u64) as usize;
         let bytes = device.read(chunk_at, len).await?;
         let mut at = 0;

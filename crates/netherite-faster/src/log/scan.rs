@@ -37,7 +37,7 @@ impl LogScan {
             Step::Record(record) => Ok(Some(record)),
             Step::Limit => Ok(None),
             Step::End(end) => Err(Error::Corrupt {
-                what: self.name.clone(),
+                source_name: self.name.clone(),
                 offset: end.at,
                 reason: end.reason.into(),
             }),

@@ -297,9 +297,13 @@ async fn damage_inside_the_durable_log_is_reported_with_its_offset() {
 
     flip_byte(&disk, damaged.0 + 18).await;
     match open(&disk, LogPosition::ZERO).await {
-        Err(Error::Corrupt { offset, what, .. }) => {
+        Err(Error::Corrupt {
+            offset,
+            source_name,
+            ..
+        }) => {
             assert_eq!(offset, damaged.0);
-            assert_eq!(what, "test log");
+            assert_eq!(source_name, "test log");
         }
         other => panic!("expected corruption, got {other:?}"),
     }
@@ -666,4 +670,28 @@ async fn every_reopen_is_a_new_generation_and_keeps_the_log() {
         drop(log);
         disk.crash();
     }
+}
+
+/// Releasing stops the log at once: pending waiters and later calls are told, not hung.
+#[tokio::test]
+async fn a_released_log_stops_and_tells_its_waiters() {
+    let disk = disk();
+    let log = open(&disk, LogPosition::ZERO).await.expect("open");
+    commit(&log, b"kept").await;
+    let (_, pending) = log.append(kind(1), b"maybe").await.expect("append");
+
+    log.release().await.expect("release");
+    assert!(matches!(pending.wait().await, Err(Error::Stopped(_))));
+    assert!(matches!(
+        log.append(kind(1), b"late").await,
+        Err(Error::Stopped(_))
+    ));
+
+    let log = open(&disk, LogPosition::ZERO)
+        .await
+        .expect("a new owner opens at once");
+    assert_eq!(
+        bodies(&log, LogPosition::ZERO).await,
+        vec![b"kept".to_vec()]
+    );
 }
