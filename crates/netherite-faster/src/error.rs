@@ -10,18 +10,28 @@ pub enum Error {
     #[error(transparent)]
     Device(#[from] netherite_core::Error),
 
-    /// Bytes on the device are not what was written: a checksum or a field does not hold, or a
-    /// record is missing where the log proves one was durable. Recover from an earlier point
-    /// or stop.
+    /// Bytes on the device are not what was written: a checksum fails, or a record is
+    /// missing where the log proves one was durable. Recover from an earlier point or stop.
     #[error("corrupt {source_name} at offset {offset}: {reason}")]
     Corrupt {
         /// What was being read, e.g. `partition 3 commit log`.
         source_name: String,
         /// The device offset of the damaged record.
         offset: u64,
-        /// Which check failed.
+        /// What is wrong there.
         reason: String,
     },
+    /// A request is larger than a configured limit allows.
+    #[error("limit {limit} exceeded: {actual} > {max}")]
+    LimitExceeded {
+        /// The limit's name, as in the settings.
+        limit: &'static str,
+        /// The size asked for.
+        actual: u64,
+        /// The limit.
+        max: u64,
+    },
+
     /// An argument broke a documented rule; nothing changed.
     #[error("invalid argument to {operation}: {reason}")]
     InvalidArgument {
@@ -30,13 +40,23 @@ pub enum Error {
         /// Which rule was broken.
         reason: String,
     },
+    /// The commit log stopped after a device error it could not get past (a fence, a full
+    /// device, a failure that outlasted its retries). Nothing more is appended or made
+    /// durable; reopen the log to go on.
+    #[error("commit log stopped: {0}")]
+    Stopped(#[source] Arc<netherite_core::Error>),
+    /// The commit log was closed or dropped.
+    #[error("commit log closed")]
+    Closed,
 
     // The key-value store (`store`).
     /// Stored bytes end before the thing that was being read does.
-    #[error("{what} at offset {offset} is truncated: needs {needed} bytes, {available} there")]
+    #[error(
+        "{source_name} at offset {offset} is truncated: needs {needed} bytes, {available} there"
+    )]
     Truncated {
-        /// What was being read.
-        what: String,
+        /// What was being read, e.g. `manifest slot 1 of the store checkpoint device`.
+        source_name: String,
         /// Where it starts on its device.
         offset: u64,
         /// How many bytes it needs from its start.
@@ -45,10 +65,10 @@ pub enum Error {
         available: u64,
     },
     /// Something that must be there was never written, e.g. a checkpoint manifest.
-    #[error("{what} at offset {offset} is missing")]
+    #[error("{source_name} at offset {offset} is missing")]
     Missing {
         /// What was expected.
-        what: String,
+        source_name: String,
         /// Where it should start on its device.
         offset: u64,
     },
@@ -67,23 +87,4 @@ pub enum Error {
     /// A setting breaks a rule of the store.
     #[error("invalid store configuration: {0}")]
     InvalidConfig(String),
-
-    /// A configured limit was hit; nothing was changed.
-    #[error("limit {limit} exceeded: {actual} > {max}")]
-    LimitExceeded {
-        /// The limit's name, as in the settings.
-        limit: &'static str,
-        /// The value asked for.
-        actual: u64,
-        /// The limit.
-        max: u64,
-    },
-    /// The commit log stopped after a device error it could not get past (a fence, a full
-    /// device, a failure that outlasted its retries). Nothing more is appended or made
-    /// durable; reopen the log to go on.
-    #[error("commit log stopped: {0}")]
-    Stopped(#[source] Arc<netherite_core::Error>),
-    /// The commit log was closed or dropped.
-    #[error("commit log closed")]
-    Closed,
 }

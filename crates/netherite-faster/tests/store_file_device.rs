@@ -47,9 +47,7 @@ async fn a_store_on_files_survives_closing_and_reopening() {
         store.compact(64 << 10).await.unwrap();
     }
     store.checkpoint(b"second").await.unwrap();
-    devices.log.release().await.unwrap();
-    devices.checkpoints.release().await.unwrap();
-    drop(store);
+    store.release().await.unwrap();
 
     // Phase 2: a new owner recovers and reads everything back.
     let (store, recovered) = Store::recover(open(&dir).await, config).await.unwrap();

@@ -145,10 +145,10 @@ struct Harness {
 }
 
 impl Harness {
-    async fn new(seed: u64) -> Harness {
+    async fn new(seed: u64, alignment: u64) -> Harness {
         let disks = [
-            MemoryDisk::new(512).expect("power of two"),
-            MemoryDisk::new(512).expect("power of two"),
+            MemoryDisk::new(alignment).expect("power of two"),
+            MemoryDisk::new(alignment).expect("power of two"),
         ];
         let plan = Arc::new(CrashPlan {
             countdown: AtomicU64::new(u64::MAX),
@@ -177,6 +177,11 @@ impl Harness {
 
     async fn apply(&mut self, op: &Op) {
         let result = self.run(op).await;
+        let memory = self.store.memory_bytes();
+        assert!(
+            memory <= config().memory_bytes_max,
+            "{memory} bytes after {op:?}"
+        );
         if self.plan.take_crashed() {
             match (op, result) {
                 (Op::Checkpoint, Ok(())) => self.candidates = vec![self.model.clone()],
@@ -306,15 +311,17 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// Random operations with checkpoints, compaction and crashes (torn writes, failed
-    /// flushes, crashes in the middle of a checkpoint): the store always reads like the
-    /// model, and after each recovery it holds exactly a checkpointed state.
+    /// flushes, crashes in the middle of a checkpoint), on devices with 512-byte sectors or
+    /// with sectors as large as a page: the store always reads like the model, stays within
+    /// its memory budget, and after each recovery holds exactly a checkpointed state.
     #[test]
     fn store_matches_model_through_crashes(
         seed in any::<u64>(),
+        alignment in prop_oneof![Just(512u64), Just(4096)],
         ops in prop::collection::vec(op(), 1..150),
     ) {
         runtime().block_on(async {
-            let mut harness = Harness::new(seed).await;
+            let mut harness = Harness::new(seed, alignment).await;
             for op in &ops {
                 harness.apply(op).await;
             }

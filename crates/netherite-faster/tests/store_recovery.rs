@@ -141,10 +141,20 @@ async fn truncated_snapshot_falls_back_to_the_previous_checkpoint() {
     assert_eq!(store.read(b"a").await.unwrap(), Some(b"1".to_vec()));
     assert_eq!(store.read(b"b").await.unwrap(), None);
 
-    let [Error::Truncated { what, offset, .. }] = &recovered.skipped[..] else {
+    let [
+        Error::Truncated {
+            source_name,
+            offset,
+            ..
+        },
+    ] = &recovered.skipped[..]
+    else {
         panic!("expected one truncation, got {:?}", recovered.skipped);
     };
-    assert!(what.contains("index snapshot of checkpoint 3"), "{what}");
+    assert!(
+        source_name.contains("index snapshot of checkpoint 3"),
+        "{source_name}"
+    );
     assert!(
         *offset >= after - 4096 && *offset < after,
         "offset {offset}"

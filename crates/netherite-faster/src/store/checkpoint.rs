@@ -374,18 +374,18 @@ async fn read_manifest_once(device: &dyn LogDevice, slot: u64) -> Result<Manifes
     let what = || slot_name(slot);
     if bytes.iter().take(MANIFEST_HEAD_LEN).all(|&b| b == 0) {
         return Err(Error::Missing {
-            what: what(),
+            source_name: what(),
             offset,
         });
     }
     let truncated = |needed: u64| Error::Truncated {
-        what: what(),
+        source_name: what(),
         offset,
         needed,
         available,
     };
     let corrupt = |reason: String| Error::Corrupt {
-        what: what(),
+        source_name: what(),
         offset,
         reason,
     };
@@ -497,10 +497,20 @@ async fn load_index(
             max: config.memory_bytes_max,
         });
     }
-    match read_snapshot(log, manifest).await {
+    let index = match read_snapshot(log, manifest).await {
         Err(Error::Corrupt { .. }) => read_snapshot(log, manifest).await,
         other => other,
+    }?;
+    // Overflow buckets may have made the index larger than the bucket count says.
+    let bytes_needed = index.memory_bytes() + 4 * manifest.page_bytes;
+    if bytes_needed > config.memory_bytes_max {
+        return Err(Error::LimitExceeded {
+            limit: "memory_bytes_max",
+            actual: bytes_needed,
+            max: config.memory_bytes_max,
+        });
     }
+    Ok(index)
 }
 
 /// Reads the snapshot at `manifest.snapshot_at` into a new index, checking every entry.
@@ -517,14 +527,14 @@ async fn read_snapshot(log: &dyn LogDevice, manifest: &Manifest) -> Result<Index
     let available = log.size().saturating_sub(at);
     if available < needed {
         return Err(Error::Truncated {
-            what: what(),
+            source_name: what(),
             offset: at,
             needed,
             available,
         });
     }
     let corrupt = |reason: String| Error::Corrupt {
-        what: what(),
+        source_name: what(),
         offset: at,
         reason,
     };

@@ -183,6 +183,14 @@ impl Store {
         self.append(slot, head, key, None).await
     }
 
+    /// Gives up ownership of both devices so that the next owner may open them at once
+    /// (a clean stop; what was not checkpointed is lost, as in a crash).
+    pub async fn release(self) -> Result<(), Error> {
+        self.log.device().release().await?;
+        self.checkpoints.device.release().await?;
+        Ok(())
+    }
+
     /// The bytes the memory budget counts: the pages in memory and the index.
     pub fn memory_bytes(&self) -> u64 {
         self.log.frames_bytes() + self.index.memory_bytes()

@@ -359,7 +359,7 @@ impl HybridLog {
         let available = self.device.size().saturating_sub(at);
         let first = ((HEADER_LEN + key_len + READ_AHEAD) as u64).min(available);
         let truncated = |needed: u64| Error::Truncated {
-            what: format!("record in the {LOG_DEVICE}"),
+            source_name: format!("record in the {LOG_DEVICE}"),
             offset: at,
             needed,
             available,
@@ -405,7 +405,7 @@ impl HybridLog {
 /// A damaged record of the log device.
 pub(crate) fn corrupt(address: Address, reason: String) -> Error {
     Error::Corrupt {
-        what: format!("record in the {LOG_DEVICE}"),
+        source_name: format!("record in the {LOG_DEVICE}"),
         offset: address.get(),
         reason,
     }

@@ -4,8 +4,8 @@
 //!
 //! This is FASTER's design, written for this project. Three parts:
 //!
-//! - a **hash index** ([`index`](self)) mapping a key's hash to the newest record of a chain;
-//!   records of one chain link to each other, newest first;
+//! - a **hash index** mapping a key's hash to the newest record of a chain (64-byte buckets
+//!   of tagged slots); the records of one chain link to each other, newest first;
 //! - a **hybrid log** of records: the newest pages in memory and mutable (updated in place),
 //!   older pages in memory but read-only (an update copies the record to the tail), and the
 //!   oldest only on the device (a read goes there). See [`Address`] for the regions.
@@ -49,8 +49,10 @@
 //! ```
 //!
 //! Known limits: a checkpoint holds the writer for its duration (flush plus index write);
-//! the index does not grow (see `index`); values live inline in the log, so a record may
-//! take at most a quarter of the memory budget.
+//! the index does not grow (its bucket count is fixed at creation; overflow buckets absorb
+//! more keys, slowly); values live inline in the log, so a record may take at most a quarter
+//! of the memory budget. Scan buffers and device reads use memory outside the budget: one
+//! page per scan, one record per read.
 //! TODO: checkpoint in the background while updates go on; it matters once partitions hold
 //! indexes large enough that writing one stalls the partition noticeably.
 

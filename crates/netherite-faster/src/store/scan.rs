@@ -84,7 +84,7 @@ impl LogCursor {
         let bytes = self.page_bytes_at(log, address, page_end).await?;
         if bytes.len() < HEADER_LEN {
             return Err(Error::Truncated {
-                what: format!("scan of the {LOG_DEVICE}"),
+                source_name: format!("scan of the {LOG_DEVICE}"),
                 offset: address.get(),
                 needed: HEADER_LEN as u64,
                 available: bytes.len() as u64,

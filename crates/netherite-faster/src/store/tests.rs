@@ -141,3 +141,34 @@ async fn records_larger_than_a_page_round_trip() {
         Some(b"t".to_vec())
     );
 }
+
+/// The engine runs the store on a multi-threaded runtime: the store and its futures move
+/// between threads.
+#[test]
+fn store_and_its_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn sync<T: Sync>() {}
+    sync::<Store>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let devices = StoreDevices {
+            log: Arc::new(MemoryDisk::new(512).expect("2^9").open()),
+            checkpoints: Arc::new(MemoryDisk::new(512).expect("2^9").open()),
+        };
+        let mut store = Store::create(devices, config()).await.expect("created");
+        let upsert = store.upsert(b"k", b"v");
+        send(&upsert);
+        upsert.await.expect("upsert");
+        let read = store.read(b"k");
+        send(&read);
+        assert_eq!(read.await.expect("read"), Some(b"v".to_vec()));
+        let checkpoint = store.checkpoint(b"");
+        send(&checkpoint);
+        checkpoint.await.expect("checkpoint");
+        let compact = store.compact(1 << 20);
+        send(&compact);
+        compact.await.expect("compact");
+    });
+}
