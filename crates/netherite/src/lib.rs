@@ -2,9 +2,15 @@
 //!
 //! This crate hosts partitions (transport in, core state machine, commit log and store out),
 //! the embedded local durable transport, the orchestration context with its replay executor,
-//! the activity runner, the client API and the settings. Most of it is still being built; what
-//! exists is listed below.
+//! the activity runner, the client API and the settings.
 //!
+//! - [`engine`]: [`Netherite::builder`] and [`Engine`]: the partition hosts of this node, the
+//!   workers and a client; the embedded default (feature `file`) runs on one machine with no
+//!   external service and survives kill -9.
+//! - [`host`]: one partition's host: recovery, the pipelined loop, the outbox, the timer and
+//!   checkpoints.
+//! - [`client`]: start, inspect, wait for, signal, terminate, restart, purge and query
+//!   orchestration instances.
 //! - [`sdk`]: the registry of orchestrations and activities, the orchestration context and the
 //!   replay executor that runs an episode from its history.
 //! - [`wire`]: the payloads that travel through a transport.

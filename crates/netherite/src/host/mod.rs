@@ -52,7 +52,7 @@ use self::clock::{EventClock, Seeds};
 pub(crate) use self::clock::{random_u128, system_now};
 use self::durability::DurabilityTracker;
 use self::outbox::Outbox;
-use self::recovery::{RecoveryConfig, recover};
+use self::recovery::{RecoveredPartition, RecoveryConfig, recover};
 use self::runner::{Command, Runner};
 #[cfg(feature = "file")]
 pub use self::storage::FileStorage;
@@ -249,54 +249,11 @@ impl PartitionHost {
                 return Err(error);
             }
         };
+        let replayed = recovered.replayed;
         let (commands_tx, commands) = mpsc::channel(COMMANDS_MAX);
-        let (stopping, stopping_rx) = watch::channel(false);
-        let (timer, timer_rx) = watch::channel(None);
-        timer::spawn(partition, timer_rx, commands_tx.clone());
-
-        let durability = DurabilityTracker::spawn(partition, recovered.log.clone());
-        let outbox = Outbox::new(
-            partition,
-            context.transport.clone(),
-            durability.watch(),
-            commands_tx.clone(),
-        );
-        let checkpoint_task = CheckpointTask {
-            partition,
-            store: recovered.store,
-            log: recovered.log.clone(),
-            transport: context.transport.clone(),
-            durable: durability.watch(),
-            previous: recovered.checkpoint,
-        };
-        let mut runner = Runner {
-            partition,
-            state: recovered.state,
-            log: recovered.log,
-            clock: EventClock::default(),
-            seeds: Seeds::from_os(),
-            commands,
-            link: WorkerLink {
-                partition,
-                commands: commands_tx.clone(),
-                stopping: stopping_rx,
-            },
-            stopping,
-            durability,
-            outbox: Some(outbox),
-            timer,
-            armed: None,
-            timer_changed: false,
-            checkpointer: Checkpointer::spawn(checkpoint_task, context.cadence()),
-            input: None,
-            resubscribe_at: None,
-            shutdown: None,
-            devices,
-            context,
-        };
+        let mut runner = runner(recovered, devices, context, commands, commands_tx.clone());
         runner.start().await?;
-        tracing::info!(partition = %partition, replayed = recovered.replayed,
-            "partition started");
+        tracing::info!(partition = %partition, replayed, "partition started");
         let task = tokio::spawn(runner.run());
         Ok(PartitionHost {
             partition,
@@ -365,5 +322,61 @@ impl PartitionHost {
             partition: self.partition,
             reason: "its host has stopped".into(),
         }
+    }
+}
+
+/// The loop of a recovered partition, with its timer, durability follower, outbox and
+/// checkpoint task started.
+fn runner(
+    recovered: RecoveredPartition,
+    devices: PartitionDevices,
+    context: Arc<HostContext>,
+    commands: mpsc::Receiver<Command>,
+    commands_tx: mpsc::Sender<Command>,
+) -> Runner {
+    let partition = recovered.state.partition();
+    let (stopping, stopping_rx) = watch::channel(false);
+    let (timer, timer_rx) = watch::channel(None);
+    timer::spawn(partition, timer_rx, commands_tx.clone());
+    let durability = DurabilityTracker::spawn(partition, recovered.log.clone());
+    let transport = context.transport.clone();
+    let outbox = Outbox::new(
+        partition,
+        transport.clone(),
+        durability.watch(),
+        commands_tx.clone(),
+    );
+    let checkpoint_task = CheckpointTask {
+        partition,
+        store: recovered.store,
+        log: recovered.log.clone(),
+        transport,
+        durable: durability.watch(),
+        previous: recovered.checkpoint,
+    };
+    Runner {
+        partition,
+        state: recovered.state,
+        log: recovered.log,
+        clock: EventClock::default(),
+        seeds: Seeds::from_os(),
+        commands,
+        link: WorkerLink {
+            partition,
+            commands: commands_tx,
+            stopping: stopping_rx,
+        },
+        stopping,
+        durability,
+        outbox: Some(outbox),
+        timer,
+        armed: None,
+        timer_changed: false,
+        checkpointer: Checkpointer::spawn(checkpoint_task, context.cadence()),
+        input: None,
+        resubscribe_at: None,
+        shutdown: None,
+        devices,
+        context,
     }
 }

@@ -85,7 +85,7 @@ impl Outbox {
     pub(crate) async fn send(&mut self, batch: SendMessages) {
         if batch.destination == self.origin {
             // The state machine delivers local messages in place; this would be a bug there.
-            tracing::error!(partition = %self.origin, "batch addressed to its own partition dropped");
+            tracing::error!(partition = %self.origin, "batch for its own partition dropped");
             return;
         }
         let queue = self.queue(batch.destination);

@@ -116,12 +116,14 @@ static FLAKY_ATTEMPTS: AtomicU32 = AtomicU32::new(0);
 /// The stories' orchestrations and activities.
 pub(crate) fn registry() -> Registry {
     let mut registry = Registry::new();
-    orchestrations(&mut registry);
+    basics(&mut registry);
+    interactions(&mut registry);
     activities(&mut registry);
     registry
 }
 
-fn orchestrations(registry: &mut Registry) {
+/// Sequences, fan-outs, sub-orchestrations, timers and continue-as-new.
+fn basics(registry: &mut Registry) {
     registry
         .orchestration(
             "Hello",
@@ -180,7 +182,12 @@ fn orchestrations(registry: &mut Registry) {
             }
             ctx.continue_as_new(n + 1).await
         })
-        .expect("fresh")
+        .expect("fresh");
+}
+
+/// Orchestrations that talk to the client: events, custom status, retries, failures.
+fn interactions(registry: &mut Registry) {
+    registry
         .orchestration("Status", |ctx: OrchestrationContext, (): ()| async move {
             ctx.set_custom_status("waiting for go")
                 .expect("a string serializes");
