@@ -246,12 +246,10 @@ impl Engine {
     }
 
     /// Stops every partition at once, as a crash of the process would: no checkpoint, nothing
-    /// more logged or sent. For tests of recovery.
+    /// more logged or sent. Dropping an engine without [`shutdown`](Self::shutdown) does the
+    /// same. For tests of recovery.
     pub fn abort(self) {
-        self.stop_following();
-        for host in self.hosts.all() {
-            host.abort();
-        }
+        drop(self);
     }
 
     async fn stop(&self) -> Result<(), Error> {
@@ -272,6 +270,16 @@ impl Engine {
             .take();
         if let Some(task) = task {
             task.abort();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_following();
+        for host in self.hosts.all() {
+            host.abort();
+            self.hosts.remove(host.partition());
         }
     }
 }

@@ -3,16 +3,19 @@
 
 mod engine_support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use engine_support::*;
 use netherite::Engine;
-use netherite::client::{Client, output};
-use netherite::host::MemoryStorage;
+use netherite::client::{Client, ClientOptions, output};
+use netherite::host::{HostConfig, MemoryStorage, PartitionDevices, PartitionStorage};
 use netherite::settings::Settings;
-use netherite_core::InstanceId;
+use netherite_core::device::LogDevice;
 use netherite_core::model::EventKind;
-use netherite_core::transport::MemoryHub;
+use netherite_core::transport::{MemoryHub, NodeId};
+use netherite_core::{InstanceId, PartitionId};
 
 fn memory_settings() -> Settings {
     Settings {
@@ -119,4 +122,143 @@ async fn restart_recovers_in_memory() {
         .expect("still there");
     assert!(completed(&view), "{view:?}");
     engine.shutdown().await.expect("clean shutdown");
+}
+
+/// Pipelined persistence, seen from outside: while the commit log cannot make anything
+/// durable, the partition still runs the orchestration's first episode and its activity, but
+/// the client's answer waits; it comes once the log's flushes go through again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_starts_before_durability_and_answers_wait_for_it() {
+    let gate = Gate::default();
+    let storage = GatedStorage {
+        inner: MemoryStorage::new(),
+        gate: gate.clone(),
+    };
+    let hub = MemoryHub::new(PARTITIONS).expect("hub");
+    let settings = memory_settings();
+    let transport = std::sync::Arc::new(hub.connect(NodeId::new("local")));
+    for p in 0..PARTITIONS {
+        hub.assign(PartitionId(p), Some(NodeId::new("local")))
+            .expect("assigned");
+    }
+    let engine = Engine::start_with(
+        transport,
+        std::sync::Arc::new(storage),
+        registry(),
+        HostConfig::from_settings(&settings),
+        ClientOptions::from_settings(&settings),
+    )
+    .await
+    .expect("the engine starts");
+
+    // Phase 1: flushes held; the start is sent, the activity runs, no answer comes.
+    gate.close();
+    let client = engine.client();
+    let start = tokio::spawn(async move { run(&client, "Toucher", "gated", &()).await });
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while TOUCHES.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the activity never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !start.is_finished(),
+        "the answer left before its update was durable"
+    );
+
+    // Phase 2: flushes go through; the answer arrives and the instance completes.
+    gate.open();
+    let id = start.await.expect("the start task");
+    let done = finish(&engine.client(), &id).await;
+    assert_eq!(output::<u32>(&done).expect("a number"), 1);
+    engine.shutdown().await.expect("clean shutdown");
+}
+
+/// Holds every commit-log flush while closed.
+#[derive(Clone, Debug, Default)]
+struct Gate {
+    closed: std::sync::Arc<AtomicBool>,
+    opened: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Gate {
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    fn open(&self) {
+        self.closed.store(false, Ordering::SeqCst);
+        self.opened.notify_waiters();
+    }
+
+    async fn pass(&self) {
+        loop {
+            let opened = self.opened.notified();
+            if !self.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            opened.await;
+        }
+    }
+}
+
+/// Memory storage whose commit-log devices flush only through the gate.
+#[derive(Debug)]
+struct GatedStorage {
+    inner: MemoryStorage,
+    gate: Gate,
+}
+
+#[async_trait]
+impl PartitionStorage for GatedStorage {
+    async fn open(&self, partition: PartitionId) -> Result<PartitionDevices, netherite::Error> {
+        let mut devices = self.inner.open(partition).await?;
+        devices.log = std::sync::Arc::new(GatedDevice {
+            inner: devices.log,
+            gate: self.gate.clone(),
+        });
+        Ok(devices)
+    }
+}
+
+/// A device whose flushes wait for the gate.
+#[derive(Debug)]
+struct GatedDevice {
+    inner: std::sync::Arc<dyn LogDevice>,
+    gate: Gate,
+}
+
+#[async_trait]
+impl LogDevice for GatedDevice {
+    fn alignment(&self) -> u64 {
+        self.inner.alignment()
+    }
+
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    async fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), netherite_core::Error> {
+        self.inner.write(offset, bytes).await
+    }
+
+    async fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, netherite_core::Error> {
+        self.inner.read(offset, len).await
+    }
+
+    async fn flush(&self) -> Result<(), netherite_core::Error> {
+        self.gate.pass().await;
+        self.inner.flush().await
+    }
+
+    async fn truncate_before(&self, offset: u64) -> Result<(), netherite_core::Error> {
+        self.inner.truncate_before(offset).await
+    }
+
+    async fn release(&self) -> Result<(), netherite_core::Error> {
+        self.inner.release().await
+    }
 }

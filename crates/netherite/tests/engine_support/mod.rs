@@ -110,8 +110,11 @@ pub(crate) fn completed(view: &InstanceView) -> bool {
     view.status == OrchestrationStatus::Completed
 }
 
-/// Attempts of the `Flaky` activity, by the key it is called with.
+/// Attempts of the `Flaky` activity so far.
 static FLAKY_ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+
+/// Runs of the `Touch` activity so far: a side effect a story can watch.
+pub(crate) static TOUCHES: AtomicU32 = AtomicU32::new(0);
 
 /// The stories' orchestrations and activities.
 pub(crate) fn registry() -> Registry {
@@ -220,6 +223,11 @@ fn interactions(registry: &mut Registry) {
             },
         )
         .expect("fresh")
+        .orchestration("Toucher", |ctx: OrchestrationContext, (): ()| async move {
+            let touches: u32 = ctx.call_activity("Touch", ()).await?;
+            Ok::<_, TaskError>(touches)
+        })
+        .expect("fresh")
         .orchestration(
             "CallsMissing",
             |ctx: OrchestrationContext, (): ()| async move {
@@ -250,6 +258,10 @@ fn activities(registry: &mut Registry) {
         .expect("fresh")
         .activity("Double", |_ctx: ActivityContext, i: u64| async move {
             Ok::<_, ActivityError>(2 * i)
+        })
+        .expect("fresh")
+        .activity("Touch", |_ctx: ActivityContext, (): ()| async move {
+            Ok::<_, ActivityError>(TOUCHES.fetch_add(1, Ordering::SeqCst) + 1)
         })
         .expect("fresh")
         .activity("Flaky", |_ctx: ActivityContext, fails: u32| async move {
