@@ -88,8 +88,16 @@ async fn checkpoints_are_taken_and_recovered() {
         let id = run(&client, "Hello", &format!("cp-{i}"), &i.to_string()).await;
         finish(&client, &id).await;
     }
-    let stats = engine.stats().await.expect("stats");
-    assert!(stats.iter().any(|s| s.checkpoints > 0), "{stats:?}");
+    // A checkpoint runs in the background; wait until one finished.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let stats = engine.stats().await.expect("stats");
+        if stats.iter().any(|s| s.checkpoints > 0) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no checkpoint: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     engine.shutdown().await.expect("clean shutdown");
 
     let engine = start().await.expect("restarts");

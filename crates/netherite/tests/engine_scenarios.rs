@@ -261,3 +261,28 @@ async fn timer_sixty_days_out_neither_overflows_nor_spins() {
     );
     engine.shutdown().await.expect("clean shutdown");
 }
+
+/// An orchestration raises an event on another instance, on another partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_sent_between_instances() {
+    let (engine, _dir) = start().await;
+    let client = engine.client();
+    let (waiter, pinger) = ("pinged", "pinger");
+    assert_ne!(
+        netherite_core::partition_of(&InstanceId::new(waiter), PARTITIONS),
+        netherite_core::partition_of(&InstanceId::new(pinger), PARTITIONS),
+        "the story wants two partitions"
+    );
+
+    let waiter = run(&client, "Waiter", waiter, &()).await;
+    until(&client, &waiter, |v| {
+        v.status == OrchestrationStatus::Running
+    })
+    .await;
+    let pinger = run(&client, "Pinger", pinger, &waiter.as_str()).await;
+
+    assert!(completed(&finish(&client, &pinger).await));
+    let done = finish(&client, &waiter).await;
+    assert_eq!(output::<String>(&done).expect("a string"), "ping");
+    engine.shutdown().await.expect("clean shutdown");
+}

@@ -4,10 +4,12 @@
 //! (pipelined persistence): if that update is lost in a crash, recovery hands the work out
 //! again under a new number and the partition ignores a late answer to the old one.
 //!
-//! - **Episodes** run [`sdk::execute`](crate::sdk::execute) on Tokio's blocking pool, at most
-//!   `orchestrations_concurrency_max` at once across all partitions of the node. The executor
-//!   always answers (an unregistered name, a panic or bad input fail the orchestration), so an
-//!   episode is abandoned only if its task itself dies, and then after a pause.
+//! - **Episodes** run [`sdk::execute`](crate::sdk::execute), at most
+//!   `orchestrations_concurrency_max` at once across all partitions of the node: short ones
+//!   right on the async worker (a thread hand-off would cost more than the replay), long ones
+//!   on Tokio's blocking pool. The executor always answers (an unregistered name, a panic or
+//!   bad input fail the orchestration), so an episode is abandoned only if the executor itself
+//!   dies, and then after a pause.
 //! - **Activities** run [`sdk::invoke_activity`](crate::sdk::invoke_activity) as Tokio tasks, at
 //!   most `activities_concurrency_max` at once.
 //! - **Entity batches**: the Rust SDK has no entities yet, so each operation of a batch is
@@ -30,10 +32,14 @@ use netherite_core::partition::{
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::runner::Command;
-use crate::sdk::{ActivityContext, Registry, execute, invoke_activity};
+use crate::sdk::{ActivityContext, EpisodeResult, Registry, execute, invoke_activity};
 
 /// The `error_type` of the failure every entity operation gets while the SDK has no entities.
 pub const ENTITIES_NOT_SUPPORTED: &str = "EntitiesNotSupported";
+
+/// Episodes with at most this many history events run on the async worker that picked them
+/// up; longer ones, whose replay takes longer, go to the blocking pool.
+const INLINE_EVENTS_MAX: usize = 512;
 
 /// The pause before an episode whose task died is handed back.
 const ABANDON_DELAY: Duration = Duration::from_secs(1);
@@ -92,27 +98,16 @@ impl Workers {
                 episode.execution.clone(),
                 episode.episode,
             );
-            let ran = tokio::task::spawn_blocking(move || {
-                let e = &episode;
-                execute(
-                    &registry,
-                    &e.instance,
-                    &e.execution,
-                    &e.past_events,
-                    &e.new_events,
-                )
-            })
-            .await;
-            let update = match ran {
-                Ok(result) => UpdateKind::EpisodeCompleted(EpisodeCompleted {
+            let update = match run_episode(registry, episode).await {
+                Some(result) => UpdateKind::EpisodeCompleted(EpisodeCompleted {
                     instance,
                     execution,
                     episode: number,
                     actions: result.actions,
                     custom_status: result.custom_status,
                 }),
-                Err(error) => {
-                    tracing::error!(instance = %instance, %error, "episode task died; abandoned");
+                None => {
+                    tracing::error!(instance = %instance, "episode task died; abandoned");
                     tokio::time::sleep(ABANDON_DELAY).await;
                     UpdateKind::EpisodeAbandoned(EpisodeAbandoned {
                         instance,
@@ -167,4 +162,28 @@ impl Workers {
         });
         tokio::spawn(link.answer(async move { Some(update) }));
     }
+}
+
+/// Replays `episode`; `None` if the executor itself died (it catches the orchestration's
+/// panics, so this is a bug in it).
+///
+/// A short episode runs right here: handing it to another thread would cost more than the
+/// replay (a context switch each way). A long one goes to the blocking pool so that it does
+/// not hold up the tasks of this worker thread.
+async fn run_episode(registry: Arc<Registry>, episode: StartEpisode) -> Option<EpisodeResult> {
+    let events = episode.past_events.len() + episode.new_events.len();
+    let replay = move || {
+        let e = &episode;
+        execute(
+            &registry,
+            &e.instance,
+            &e.execution,
+            &e.past_events,
+            &e.new_events,
+        )
+    };
+    if events <= INLINE_EVENTS_MAX {
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(replay)).ok();
+    }
+    tokio::task::spawn_blocking(replay).await.ok()
 }

@@ -223,6 +223,15 @@ fn interactions(registry: &mut Registry) {
             },
         )
         .expect("fresh")
+        .orchestration(
+            "Pinger",
+            |ctx: OrchestrationContext, target: String| async move {
+                ctx.send_event(&target, "Go", "ping")
+                    .expect("a string serializes");
+                Ok::<_, TaskError>(())
+            },
+        )
+        .expect("fresh")
         .orchestration("Toucher", |ctx: OrchestrationContext, (): ()| async move {
             let touches: u32 = ctx.call_activity("Touch", ()).await?;
             Ok::<_, TaskError>(touches)
