@@ -112,6 +112,37 @@ impl HostMap {
 }
 
 /// A running engine: the hosts of this node's partitions and a client.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use netherite::client::{StartOptions, output};
+/// use netherite::sdk::{ActivityContext, ActivityError, OrchestrationContext, Registry};
+/// use netherite::settings::Settings;
+/// use netherite::Engine;
+///
+/// # let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+/// # runtime.block_on(async {
+/// let mut registry = Registry::new();
+/// registry
+///     .orchestration("Greet", |ctx: OrchestrationContext, name: String| async move {
+///         ctx.call_activity::<String>("Hello", name).await
+///     })?
+///     .activity("Hello", |_ctx: ActivityContext, name: String| async move {
+///         Ok::<_, ActivityError>(format!("Hello {name}!"))
+///     })?;
+/// let settings = Settings { partition_count: 2, ..Settings::default() };
+/// let engine = Engine::in_memory(registry, &settings).await?;
+///
+/// let client = engine.client();
+/// let id = client.start(StartOptions::new("Greet").with_input(&"Ada")?).await?;
+/// let done = client.wait_for_completion(&id, Duration::from_secs(10)).await?;
+/// assert_eq!(output::<String>(&done)?, "Hello Ada!");
+/// engine.shutdown().await?;
+/// # Ok::<(), netherite::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Engine {
     context: Arc<HostContext>,

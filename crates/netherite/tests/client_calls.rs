@@ -369,3 +369,47 @@ fn now_millis() -> i64 {
         .expect("after 1970");
     since.as_millis() as i64
 }
+
+/// Malformed requests and requests about unknown instances are typed errors that change
+/// nothing (purging what is not there deletes nothing, as the protocol has it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_typed_errors() {
+    let (engine, _dir) = start().await;
+    let client = engine.client();
+    let nobody = InstanceId::new("nobody");
+
+    let unnamed = client.start(StartOptions::new("")).await.unwrap_err();
+    assert!(matches!(unnamed, Error::InvalidRequest { .. }), "{unnamed}");
+    let entity_id = StartOptions::new("Hello").with_instance_id("@counter@x");
+    let refused = client.start(entity_id).await.unwrap_err();
+    assert!(matches!(refused, Error::InvalidRequest { .. }), "{refused}");
+
+    let raised = client.raise_event(&nobody, "Go", &1).await.unwrap_err();
+    assert!(matches!(raised, Error::NotFound { .. }), "{raised}");
+    let terminated = client.terminate(&nobody, &"why", false).await.unwrap_err();
+    assert!(matches!(terminated, Error::NotFound { .. }), "{terminated}");
+    assert_eq!(
+        client
+            .purge(&nobody, false)
+            .await
+            .expect("nothing to purge"),
+        0
+    );
+    let restarted = client.restart(&nobody, true).await.unwrap_err();
+    assert!(matches!(restarted, Error::NotFound { .. }), "{restarted}");
+    assert!(
+        client
+            .get_state(&nobody, true)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let token = client
+        .query(&InstanceFilter::default(), Some("garbage"), 10)
+        .await;
+    assert!(
+        matches!(token, Err(Error::InvalidRequest { .. })),
+        "{token:?}"
+    );
+    engine.shutdown().await.expect("clean shutdown");
+}

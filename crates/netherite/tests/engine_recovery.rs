@@ -95,7 +95,10 @@ async fn checkpoints_are_taken_and_recovered() {
         if stats.iter().any(|s| s.checkpoints > 0) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no checkpoint: {stats:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no checkpoint: {stats:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     engine.shutdown().await.expect("clean shutdown");

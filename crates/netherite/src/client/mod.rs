@@ -125,8 +125,15 @@ impl Client {
     /// Starts an orchestration instance; returns its id.
     ///
     /// Fails with `AlreadyExists` if the id is taken by an instance whose status is not in
-    /// `options.reuse`, and with `PayloadTooLarge` if the input is over the limit.
+    /// `options.reuse`, with `PayloadTooLarge` if the input is over the limit, and with
+    /// `InvalidRequest` for an empty name or an id that is not an orchestration's (empty, or
+    /// an entity's `@name@key`).
     pub async fn start(&self, options: StartOptions) -> Result<InstanceId, Error> {
+        if options.name.is_empty() {
+            return Err(Error::InvalidRequest {
+                reason: "an orchestration name must not be empty".into(),
+            });
+        }
         let what = || format!("the input of orchestration '{}'", options.name);
         self.check_payload(&options.input, what)?;
         let instance = options.instance_id.clone().unwrap_or_else(new_instance_id);
