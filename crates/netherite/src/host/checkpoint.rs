@@ -267,3 +267,131 @@ pub(crate) fn storage(
         source: Box::new(source),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use netherite_core::device::MemoryDisk;
+    use netherite_core::partition::Limits;
+
+    use super::*;
+
+    fn disks() -> [MemoryDisk; 2] {
+        let disk = || MemoryDisk::new(512).expect("a disk");
+        [disk(), disk()]
+    }
+
+    fn devices([log, checkpoints]: &[MemoryDisk; 2]) -> PartitionDevices {
+        PartitionDevices {
+            log: Arc::new(MemoryDisk::new(512).expect("unused").open()),
+            store_log: Arc::new(log.open()),
+            store_checkpoints: Arc::new(checkpoints.open()),
+        }
+    }
+
+    fn config() -> PartitionConfig {
+        PartitionConfig {
+            partition: PartitionId(1),
+            partition_count: 3,
+            limits: Limits::default(),
+        }
+    }
+
+    fn small_store() -> StoreConfig {
+        StoreConfig {
+            memory_bytes_max: 8 << 20,
+            index_buckets: 1 << 8,
+            ..StoreConfig::default()
+        }
+    }
+
+    /// A state far larger than the store's memory budget goes out in chunks and comes back
+    /// whole after a crash, with the positions it covers.
+    #[tokio::test]
+    async fn state_larger_than_memory_round_trips() {
+        let disks = disks();
+        let (mut store, blob) = StateStore::open(PartitionId(1), &devices(&disks), small_store())
+            .await
+            .expect("a new store");
+        assert!(blob.is_none());
+        let encoded: Vec<u8> = (0..(20 << 20)).map(|i: u32| (i % 251) as u8).collect();
+
+        store
+            .save(&encoded, CommitPosition(4096), InputPosition(9))
+            .await
+            .expect("saved");
+        disks.iter().for_each(MemoryDisk::crash);
+
+        let (store, blob) = StateStore::open(PartitionId(1), &devices(&disks), small_store())
+            .await
+            .expect("recovered");
+        let blob = blob.expect("a checkpoint");
+        assert_eq!(blob.positions(), (CommitPosition(4096), InputPosition(9)));
+        assert_eq!(blob.chunks, 20);
+        assert_eq!(store.read_chunks(&blob).await.expect("read back"), encoded);
+    }
+
+    /// A checkpointed partition state loads back equal; a state of another task hub shape is
+    /// refused by name.
+    #[tokio::test]
+    async fn state_loads_back_and_shape_is_checked() {
+        let disks = disks();
+        let state = PartitionState::new(config()).expect("a state");
+        let encoded = postcard::to_stdvec(&state).expect("encodes");
+        let (mut store, _) = StateStore::open(PartitionId(1), &devices(&disks), small_store())
+            .await
+            .expect("a new store");
+        let blob = store
+            .save(&encoded, CommitPosition(1), InputPosition(2))
+            .await
+            .expect("saved");
+
+        let loaded = store
+            .load(Some(blob.clone()), &config())
+            .await
+            .expect("loads");
+        assert_eq!(loaded.state, state);
+        let other = PartitionConfig {
+            partition_count: 4,
+            ..config()
+        };
+        let refused = store.load(Some(blob), &other).await.expect_err("refused");
+        assert!(matches!(refused, Error::StateMismatch { .. }), "{refused}");
+    }
+
+    /// A state that shrank leaves no stale chunk behind, and the checksum catches a blob that
+    /// does not match the chunks.
+    #[tokio::test]
+    async fn shrinking_state_and_mismatched_blob() {
+        let disks = disks();
+        let (mut store, _) = StateStore::open(PartitionId(1), &devices(&disks), small_store())
+            .await
+            .expect("a new store");
+        let big = vec![7u8; 3 * CHUNK_BYTES];
+        store
+            .save(&big, CommitPosition(1), InputPosition(1))
+            .await
+            .expect("saved");
+        let blob = store
+            .save(b"tiny", CommitPosition(2), InputPosition(2))
+            .await
+            .expect("saved");
+
+        assert_eq!(blob.chunks, 1);
+        assert!(
+            store
+                .store
+                .read(&chunk_key(2))
+                .await
+                .expect("read")
+                .is_none()
+        );
+        let wrong = CheckpointBlob {
+            state_crc: blob.state_crc ^ 1,
+            ..blob
+        };
+        let error = store.read_chunks(&wrong).await.expect_err("refused");
+        assert!(matches!(error, Error::CorruptRecord { .. }), "{error}");
+    }
+}

@@ -105,8 +105,19 @@ impl Default for HostConfig {
                 buffer_bytes_max: 64 << 20,
                 ..LogConfig::default()
             },
-            store: StoreConfig::default(),
+            store: state_store_config(),
         }
+    }
+}
+
+/// The store's shape for the host, which keeps only a few keys in it (the state's chunks):
+/// a small index and a memory budget of 16 MiB per partition, so that a node with many
+/// partitions does not hold every old chunk in memory before the store evicts it.
+fn state_store_config() -> StoreConfig {
+    StoreConfig {
+        memory_bytes_max: 16 << 20,
+        index_buckets: 1 << 12,
+        ..StoreConfig::default()
     }
 }
 

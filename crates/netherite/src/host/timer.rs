@@ -57,3 +57,70 @@ async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    async fn next_due(
+        commands: &mut mpsc::Receiver<Command>,
+        within: Duration,
+    ) -> Option<Timestamp> {
+        match tokio::time::timeout(within, commands.recv()).await {
+            Ok(Some(Command::TimersDue(due))) => Some(due),
+            Ok(other) => panic!("unexpected command {other:?}"),
+            Err(_) => None,
+        }
+    }
+
+    /// A due time in the past fires at once and only once; a far one stays quiet until the
+    /// loop moves the due time closer, which the timer notices without waiting out its nap.
+    #[tokio::test]
+    async fn fires_once_and_follows_changes() {
+        let (due_tx, due) = watch::channel(None);
+        let (commands_tx, mut commands) = mpsc::channel(8);
+        spawn(PartitionId(0), due, commands_tx);
+
+        let past = system_now();
+        due_tx.send_replace(Some(past));
+        assert_eq!(
+            next_due(&mut commands, Duration::from_secs(5)).await,
+            Some(past)
+        );
+        assert_eq!(
+            next_due(&mut commands, Duration::from_millis(50)).await,
+            None,
+            "once"
+        );
+
+        let far = system_now().saturating_add(Duration::from_secs(60 * 24 * 3600));
+        due_tx.send_replace(Some(far));
+        assert_eq!(
+            next_due(&mut commands, Duration::from_millis(100)).await,
+            None
+        );
+
+        let soon = system_now().saturating_add(Duration::from_millis(30));
+        due_tx.send_replace(Some(soon));
+        assert_eq!(
+            next_due(&mut commands, Duration::from_secs(5)).await,
+            Some(soon)
+        );
+    }
+
+    /// The end of time is a due time like any other: no overflow, no firing.
+    #[tokio::test]
+    async fn end_of_time_never_fires() {
+        let (due_tx, due) = watch::channel(Some(Timestamp::MAX));
+        let (commands_tx, mut commands) = mpsc::channel(8);
+        spawn(PartitionId(0), due, commands_tx);
+
+        assert_eq!(
+            next_due(&mut commands, Duration::from_millis(100)).await,
+            None
+        );
+        drop(due_tx);
+    }
+}
