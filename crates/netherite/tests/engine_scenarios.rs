@@ -286,3 +286,21 @@ async fn event_sent_between_instances() {
     assert_eq!(output::<String>(&done).expect("a string"), "ping");
     engine.shutdown().await.expect("clean shutdown");
 }
+
+/// The rest of the context's toolbox: a GUID that replays to the same value, a race of
+/// activities won by one (`when_any`) whose losers are still awaited, and a custom status that
+/// is cleared at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guid_when_any_and_cleared_status() {
+    let (engine, _dir) = start().await;
+    let client = engine.client();
+
+    let id = run(&client, "Toolbox", "toolbox-1", &()).await;
+    let done = finish(&client, &id).await;
+
+    let (same_guid, sum): (bool, u64) = output(&done).expect("a pair");
+    assert!(same_guid, "new_guid replays to the value it had");
+    assert_eq!(sum, 9 + 16);
+    assert_eq!(done.custom_status, None);
+    engine.shutdown().await.expect("clean shutdown");
+}

@@ -232,6 +232,23 @@ fn interactions(registry: &mut Registry) {
             },
         )
         .expect("fresh")
+        .orchestration("Toolbox", |ctx: OrchestrationContext, (): ()| async move {
+            ctx.set_custom_status("busy").expect("a string serializes");
+            let guid = ctx.new_guid();
+            let echoed: String = ctx.call_activity("Echo", &guid).await?;
+            let squares = vec![
+                ctx.call_activity::<u64>("Square", 3),
+                ctx.call_activity("Square", 4),
+            ];
+            let (first, _index, rest) = ctx.when_any(squares).await;
+            let mut sum = first?;
+            for task in rest {
+                sum += task.await?;
+            }
+            ctx.clear_custom_status();
+            Ok::<_, TaskError>((guid == echoed, sum))
+        })
+        .expect("fresh")
         .orchestration("Toucher", |ctx: OrchestrationContext, (): ()| async move {
             let touches: u32 = ctx.call_activity("Touch", ()).await?;
             Ok::<_, TaskError>(touches)
@@ -267,6 +284,10 @@ fn activities(registry: &mut Registry) {
         .expect("fresh")
         .activity("Double", |_ctx: ActivityContext, i: u64| async move {
             Ok::<_, ActivityError>(2 * i)
+        })
+        .expect("fresh")
+        .activity("Echo", |_ctx: ActivityContext, text: String| async move {
+            Ok::<_, ActivityError>(text)
         })
         .expect("fresh")
         .activity("Touch", |_ctx: ActivityContext, (): ()| async move {
