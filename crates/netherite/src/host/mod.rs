@@ -27,6 +27,7 @@ mod checkpoint;
 mod checkpointer;
 mod clock;
 mod durability;
+mod input;
 mod outbox;
 mod recovery;
 mod runner;

@@ -18,7 +18,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
 use netherite_core::codec;
 use netherite_core::model::{
     ActionKind, CompleteOrchestration, FailureDetails, OrchestrationStatus, OrchestratorAction,
@@ -26,7 +25,6 @@ use netherite_core::model::{
 use netherite_core::partition::{
     Effect, PartitionState, ReadEvent, ReadResult, UpdateEvent, UpdateKind,
 };
-use netherite_core::transport::{InputEvent, InputStream};
 use netherite_core::{CommitPosition, PartitionId, Timestamp};
 use netherite_faster::log::CommitLog;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -35,13 +33,13 @@ use super::checkpoint::storage;
 use super::checkpointer::Checkpointer;
 use super::clock::{EventClock, Seeds};
 use super::durability::DurabilityTracker;
+use super::input::{Fed, InputFeed};
 use super::outbox::Outbox;
 use super::recovery::update_kind;
 use super::storage::PartitionDevices;
 use super::workers::WorkerLink;
 use super::{HostContext, HostStats};
 use crate::Error;
-use crate::wire::{self, InputMessage};
 
 /// The most updates the loop applies before it hands the batch to the log's flusher.
 pub(crate) const BATCH_EVENTS_MAX: usize = 512;
@@ -72,7 +70,7 @@ pub(crate) enum Command {
 #[allow(clippy::large_enum_variant)]
 enum Wake {
     Command(Command),
-    Input(Option<Result<InputEvent, netherite_core::Error>>),
+    Input(Fed),
     Resubscribe,
     CheckpointDue,
     CheckpointDone,
@@ -95,7 +93,7 @@ pub(crate) struct Runner {
     pub(crate) armed: Option<Timestamp>,
     pub(crate) timer_changed: bool,
     pub(crate) checkpointer: Checkpointer,
-    pub(crate) input: Option<InputStream>,
+    pub(crate) input: Option<InputFeed>,
     pub(crate) resubscribe_at: Option<tokio::time::Instant>,
     pub(crate) shutdown: Option<oneshot::Sender<Result<(), Error>>>,
     pub(crate) devices: PartitionDevices,
@@ -177,8 +175,7 @@ impl Runner {
         if let Ok(command) = self.commands.try_recv() {
             return Some(Wake::Command(command));
         }
-        let input = self.input.as_mut()?;
-        input.next().now_or_never().map(Wake::Input)
+        self.input.as_mut()?.try_next().map(Wake::Input)
     }
 
     async fn handle(&mut self, wake: Wake) -> Result<(), Error> {
@@ -319,32 +316,26 @@ impl Runner {
         }
     }
 
-    async fn input(
-        &mut self,
-        event: Option<Result<InputEvent, netherite_core::Error>>,
-    ) -> Result<(), Error> {
-        let event = match event {
-            Some(Ok(event)) => event,
-            Some(Err(error)) => {
+    async fn input(&mut self, fed: Fed) -> Result<(), Error> {
+        match fed {
+            Fed::Message { next, message } => {
+                if next <= self.state.input_position() {
+                    return Ok(());
+                }
+                self.update(message.into_update(next), None).await
+            }
+            Fed::Undecodable { position, error } => {
+                tracing::error!(partition = %self.partition, position = %position, %error,
+                    "undecodable input skipped");
+                Ok(())
+            }
+            Fed::Failed(error) => {
                 tracing::warn!(partition = %self.partition, %error, "input failed; resubscribing");
                 self.input_ended(!matches!(error, netherite_core::Error::Closed));
-                return Ok(());
+                Ok(())
             }
-            None => {
+            Fed::Ended => {
                 self.input_ended(false);
-                return Ok(());
-            }
-        };
-        let next = event.next_position();
-        if next <= self.state.input_position() {
-            return Ok(());
-        }
-        let queue = format!("partition {} input", self.partition);
-        match wire::decode::<InputMessage>(&event.payload, &queue, event.position) {
-            Ok(message) => self.update(message.into_update(next), None).await,
-            Err(error) => {
-                tracing::error!(partition = %self.partition, position = %event.position, %error,
-                    "undecodable input skipped");
                 Ok(())
             }
         }
@@ -362,8 +353,8 @@ impl Runner {
     async fn subscribe(&mut self) {
         self.resubscribe_at = None;
         let from = self.state.input_position();
-        match self.context.transport.subscribe(self.partition, from).await {
-            Ok(stream) => self.input = Some(stream),
+        match InputFeed::subscribe(&self.context.transport, self.partition, from).await {
+            Ok(feed) => self.input = Some(feed),
             Err(netherite_core::Error::Closed) => self.input_ended(false),
             Err(error) => {
                 tracing::warn!(partition = %self.partition, %error, from = %from,
@@ -502,11 +493,9 @@ fn shrink(kind: &mut UpdateKind, error: &str) -> bool {
     }
 }
 
-async fn next_input(
-    input: &mut Option<InputStream>,
-) -> Option<Result<InputEvent, netherite_core::Error>> {
+async fn next_input(input: &mut Option<InputFeed>) -> Fed {
     match input {
-        Some(stream) => stream.next().await,
+        Some(feed) => feed.next().await,
         None => std::future::pending().await,
     }
 }
