@@ -11,9 +11,12 @@
 //! - **To clients**: one task that waits for durability in order and sends each answer on its
 //!   own (answers carry their request's number, so their order does not matter).
 //!
-//! The loop never waits for these tasks: confirmations are offered with `try_send` and one that
-//! is dropped is harmless, since a later confirmation covers it and recovery resends anything
-//! unconfirmed.
+//! The queues to other partitions are unbounded on purpose. What they hold mirrors the state's
+//! outbox (a batch stays there until confirmed), so they hold no more than the state does; and
+//! a bounded queue could stall two partitions for good, each loop waiting for room in its
+//! queue to the other while the other's input is full. The tasks never wait for the loop
+//! either: confirmations are offered with `try_send`, and one that is dropped is harmless,
+//! since a later confirmation covers it and recovery resends anything unconfirmed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,7 +42,7 @@ const CLIENT_ATTEMPTS_MAX: u32 = 5;
 const RETRY_DELAY_MIN: Duration = Duration::from_millis(10);
 /// The longest pause between two attempts of a send.
 const RETRY_DELAY_MAX: Duration = Duration::from_secs(2);
-/// Queued sends per destination before the loop waits (back-pressure).
+/// Queued answers before the loop waits (back-pressure).
 const QUEUE_MAX: usize = 4096;
 
 /// The partition's senders.
@@ -49,7 +52,7 @@ pub(crate) struct Outbox {
     transport: Arc<dyn Transport>,
     durable: DurableWatch,
     commands: mpsc::Sender<Command>,
-    destinations: HashMap<PartitionId, mpsc::Sender<SendMessages>>,
+    destinations: HashMap<PartitionId, mpsc::UnboundedSender<SendMessages>>,
     responses: mpsc::Sender<RespondToClient>,
     tasks: JoinSet<()>,
 }
@@ -82,14 +85,14 @@ impl Outbox {
     }
 
     /// Queues a batch for its destination.
-    pub(crate) async fn send(&mut self, batch: SendMessages) {
+    pub(crate) fn send(&mut self, batch: SendMessages) {
         if batch.destination == self.origin {
             // The state machine delivers local messages in place; this would be a bug there.
             tracing::error!(partition = %self.origin, "batch for its own partition dropped");
             return;
         }
         let queue = self.queue(batch.destination);
-        if queue.send(batch).await.is_err() {
+        if queue.send(batch).is_err() {
             tracing::warn!(partition = %self.origin, "sender stopped; batch left to recovery");
         }
     }
@@ -114,9 +117,9 @@ impl Outbox {
         }
     }
 
-    fn queue(&mut self, destination: PartitionId) -> &mpsc::Sender<SendMessages> {
+    fn queue(&mut self, destination: PartitionId) -> &mpsc::UnboundedSender<SendMessages> {
         self.destinations.entry(destination).or_insert_with(|| {
-            let (sender, receiver) = mpsc::channel(QUEUE_MAX);
+            let (sender, receiver) = mpsc::unbounded_channel();
             let task = DestinationSender {
                 origin: self.origin,
                 destination,
@@ -140,7 +143,7 @@ struct DestinationSender {
 }
 
 impl DestinationSender {
-    async fn run(mut self, mut queue: mpsc::Receiver<SendMessages>) {
+    async fn run(mut self, mut queue: mpsc::UnboundedReceiver<SendMessages>) {
         let mut carried: Option<SendMessages> = None;
         loop {
             let first = match carried.take() {

@@ -304,7 +304,7 @@ impl Runner {
                 }
                 Effect::SendMessages(batch) => {
                     if let Some(outbox) = &mut self.outbox {
-                        outbox.send(batch).await;
+                        outbox.send(batch);
                     }
                 }
                 Effect::RespondToClient(answer) => {
