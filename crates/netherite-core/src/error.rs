@@ -99,7 +99,10 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the same call may succeed if retried later.
+    /// Whether the same call may succeed if retried later as it is: an I/O failure.
+    ///
+    /// A [`Error::LimitExceeded`] is not counted: whether waiting helps depends on the limit
+    /// (a full queue drains, a record that is too large stays too large), which its name says.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Io { .. })
     }

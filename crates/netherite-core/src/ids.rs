@@ -50,9 +50,10 @@ impl CommitPosition {
     /// The position of an empty log.
     pub const START: CommitPosition = CommitPosition(0);
 
-    /// The position after this one.
+    /// The position after this one; the last position, `u64::MAX`, has none and stays put
+    /// (no log reaches it, and wrapping to the start would be worse).
     pub fn next(self) -> CommitPosition {
-        CommitPosition(self.0 + 1)
+        CommitPosition(self.0.saturating_add(1))
     }
 }
 
@@ -160,6 +161,40 @@ fn explicit_placement(id: &str) -> Option<u64> {
     suffix.parse().ok()
 }
 
+/// A deterministic source of fresh ids, seeded by a value that arrived with an event.
+///
+/// The engine draws the seed from a random source *outside* the state machine and logs it with
+/// the event; replaying the event then yields the same ids. Ids look like GUIDs without dashes.
+#[derive(Clone, Debug)]
+pub struct IdGen {
+    seed: u128,
+    drawn: u64,
+}
+
+impl IdGen {
+    /// A generator for the ids of one event.
+    pub fn new(seed: u128) -> IdGen {
+        IdGen { seed, drawn: 0 }
+    }
+
+    /// The next id as 32 lowercase hex digits.
+    pub fn next_hex(&mut self) -> String {
+        // A multiplicative step keeps consecutive ids of one seed far apart, so two seeds that
+        // differ by a small amount do not produce overlapping sequences.
+        const STEP: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835;
+        let value = self
+            .seed
+            .wrapping_add(STEP.wrapping_mul(u128::from(self.drawn)));
+        self.drawn += 1;
+        format!("{value:032x}")
+    }
+
+    /// The next id as an execution id.
+    pub fn next_execution_id(&mut self) -> ExecutionId {
+        ExecutionId(self.next_hex())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,39 +247,5 @@ mod tests {
         let too_big = InstanceId::new("x!99999999999999999999999");
         let hashed = PartitionId(fnv1a32(too_big.0.as_bytes()) % 10);
         assert_eq!(partition_of(&too_big, 10), hashed);
-    }
-}
-
-/// A deterministic source of fresh ids, seeded by a value that arrived with an event.
-///
-/// The engine draws the seed from a random source *outside* the state machine and logs it with
-/// the event; replaying the event then yields the same ids. Ids look like GUIDs without dashes.
-#[derive(Clone, Debug)]
-pub struct IdGen {
-    seed: u128,
-    drawn: u64,
-}
-
-impl IdGen {
-    /// A generator for the ids of one event.
-    pub fn new(seed: u128) -> IdGen {
-        IdGen { seed, drawn: 0 }
-    }
-
-    /// The next id as 32 lowercase hex digits.
-    pub fn next_hex(&mut self) -> String {
-        // A multiplicative step keeps consecutive ids of one seed far apart, so two seeds that
-        // differ by a small amount do not produce overlapping sequences.
-        const STEP: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835;
-        let value = self
-            .seed
-            .wrapping_add(STEP.wrapping_mul(u128::from(self.drawn)));
-        self.drawn += 1;
-        format!("{value:032x}")
-    }
-
-    /// The next id as an execution id.
-    pub fn next_execution_id(&mut self) -> ExecutionId {
-        ExecutionId(self.next_hex())
     }
 }

@@ -57,36 +57,42 @@ impl Timestamp {
     }
 
     /// This time plus `d`, saturating at [`Timestamp::MAX`].
+    ///
+    /// The fields are public, so `nanos` may hold a second or more; it carries over as in
+    /// [`Timestamp::new`] rather than overflowing.
     pub fn saturating_add(self, d: Duration) -> Timestamp {
-        let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-        let nanos = self.nanos + d.subsec_nanos();
-        let carry = i64::from(nanos / NANOS_PER_SEC);
-        match self
-            .secs
-            .checked_add(secs)
-            .and_then(|s| s.checked_add(carry))
-        {
+        let nanos = u64::from(self.nanos) + u64::from(d.subsec_nanos());
+        let carry = nanos / u64::from(NANOS_PER_SEC);
+        let secs = i64::try_from(d.as_secs().saturating_add(carry)).unwrap_or(i64::MAX);
+        match self.secs.checked_add(secs) {
             Some(secs) => Timestamp {
                 secs,
-                nanos: nanos % NANOS_PER_SEC,
+                nanos: (nanos % u64::from(NANOS_PER_SEC)) as u32,
             },
             None => Timestamp::MAX,
         }
     }
 
-    /// How long after `earlier` this time is; zero when it is not after it.
+    /// How long after `earlier` this time is; zero when it is not after it, and
+    /// `Duration::MAX` at most.
     pub fn saturating_since(self, earlier: Timestamp) -> Duration {
-        if self <= earlier {
+        let (late, early) = (self.normalized(), earlier.normalized());
+        if late <= early {
             return Duration::ZERO;
         }
-        let mut secs = self.secs.abs_diff(earlier.secs);
-        let nanos = if self.nanos >= earlier.nanos {
-            self.nanos - earlier.nanos
+        let mut secs = late.secs.abs_diff(early.secs);
+        let nanos = if late.nanos >= early.nanos {
+            late.nanos - early.nanos
         } else {
             secs -= 1;
-            self.nanos + NANOS_PER_SEC - earlier.nanos
+            late.nanos + NANOS_PER_SEC - early.nanos
         };
         Duration::new(secs, nanos)
+    }
+
+    /// The same time with `nanos` below a second (a carry saturates at the latest time).
+    fn normalized(self) -> Timestamp {
+        Timestamp::new(self.secs, self.nanos)
     }
 }
 
@@ -114,6 +120,33 @@ mod tests {
         let sixty_days = Duration::from_secs(60 * 24 * 3600);
         let t = Timestamp::new(1_000, 5).saturating_add(sixty_days);
         assert_eq!(t, Timestamp::new(1_000 + 60 * 24 * 3600, 5));
+    }
+
+    /// Out-of-range nanoseconds (the fields are public) carry over instead of overflowing.
+    #[test]
+    fn arithmetic_tolerates_nanos_past_a_second() {
+        let odd = Timestamp {
+            secs: 1,
+            nanos: u32::MAX,
+        };
+        let later = odd.saturating_add(Duration::new(0, 999_999_999));
+        assert_eq!(later, Timestamp::new(6, 294_967_294));
+        assert_eq!(
+            odd.saturating_since(Timestamp::EPOCH),
+            Duration::new(5, 294_967_295)
+        );
+        assert_eq!(
+            Timestamp::MAX
+                .saturating_since(Timestamp::new(i64::MIN, 0))
+                .as_secs(),
+            u64::MAX
+        );
+        let odd_max = Timestamp {
+            secs: i64::MAX,
+            nanos: u32::MAX,
+        };
+        assert_eq!(odd_max.saturating_add(Duration::MAX), Timestamp::MAX);
+        assert_eq!(odd_max.saturating_since(Timestamp::MAX), Duration::ZERO);
     }
 
     #[test]

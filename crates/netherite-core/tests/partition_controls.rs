@@ -1,7 +1,6 @@
 //! Client controls of the partition state machine: suspend and resume, terminate, waits,
 //! purges, rewind, entity signals, queries, and requests sent to the wrong partition.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use netherite_core::ids::{ClientId, InstanceId, PartitionId};
@@ -10,7 +9,7 @@ use netherite_core::model::{
     OrchestratorAction,
 };
 use netherite_core::partition::index::{InstanceFilter, PageRequest};
-use netherite_core::partition::testing::Driver;
+use netherite_core::partition::testing::{Driver, answers, episodes};
 use netherite_core::partition::{
     ClientRequest, ClientResponse, CreateInstance, Effect, EntityBatchCompleted, EntityQuery,
     EpisodeCompleted, Limits, ReadEvent, ReadResult, Rejection, SignalEntity, StartEntityBatch,
@@ -22,15 +21,8 @@ const CLIENT: ClientId = ClientId(1);
 
 fn create_at(id: &str, scheduled_start: Option<Timestamp>) -> ClientRequest {
     ClientRequest::Create(CreateInstance {
-        instance: InstanceId::new(id),
-        name: "Flow".into(),
-        version: None,
-        input: None,
-        tags: BTreeMap::new(),
         scheduled_start,
-        execution: None,
-        replaceable: Vec::new(),
-        parent_trace_context: None,
+        ..CreateInstance::new(InstanceId::new(id), "Flow")
     })
 }
 
@@ -40,57 +32,29 @@ fn create(id: &str) -> ClientRequest {
 
 /// The only episode started by `effects`.
 fn episode(effects: &[Effect]) -> StartEpisode {
-    let started: Vec<_> = effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::StartEpisode(s) => Some(s.clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(started.len(), 1, "expected one episode in {effects:?}");
-    started[0].clone()
+    let [start] = episodes(effects).try_into().expect("one episode");
+    start
 }
 
 /// The only answer in `effects`.
 fn answer(effects: &[Effect]) -> ClientResponse {
-    let answers: Vec<_> = effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::RespondToClient(r) => Some(r.response.clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(answers.len(), 1, "expected one answer in {effects:?}");
-    answers[0].clone()
+    let [answer] = answers(effects).try_into().expect("one answer");
+    answer
 }
 
 fn finish(driver: &mut Driver, start: &StartEpisode, kinds: Vec<ActionKind>) -> Vec<Effect> {
     let next = start.past_events.len() as i32 + 10;
-    let actions = (next..).zip(kinds);
-    let done = EpisodeCompleted {
-        instance: start.instance.clone(),
-        execution: start.execution.clone(),
-        episode: start.episode,
-        actions: actions
-            .map(|(id, kind)| OrchestratorAction { id, kind })
-            .collect(),
-        custom_status: None,
-    };
+    let actions = (next..)
+        .zip(kinds)
+        .map(|(id, kind)| OrchestratorAction::new(id, kind));
+    let done = EpisodeCompleted::answering(start, actions.collect());
     driver.apply(netherite_core::partition::UpdateKind::EpisodeCompleted(
         done,
     ))
 }
 
 fn end(status: OrchestrationStatus) -> ActionKind {
-    ActionKind::CompleteOrchestration(CompleteOrchestration {
-        status,
-        result: None,
-        details: None,
-        new_version: None,
-        carryover_events: Vec::new(),
-        failure: None,
-        tags: BTreeMap::new(),
-    })
+    ActionKind::CompleteOrchestration(CompleteOrchestration::new(status, None))
 }
 
 fn kinds(events: &[HistoryEvent]) -> Vec<u32> {
@@ -136,6 +100,42 @@ fn suspension_holds_events_until_resumed() {
         input: None,
     };
     assert_eq!(next.new_events[1].kind, EventKind::EventRaised(raised));
+    assert_eq!(driver.status("a"), Some(OrchestrationStatus::Running));
+}
+
+/// A suspension that arrives while suspended is not held back past the resume that follows
+/// it: suspend, suspend, resume leaves the instance running.
+#[test]
+fn repeated_suspension_does_not_outlive_the_resume() {
+    let mut driver = Driver::new(0, 1, 1);
+    let first = episode(&driver.request(CLIENT, 1, create("a")));
+    finish(&mut driver, &first, Vec::new());
+    let instance = || InstanceId::new("a");
+    let suspend = || ClientRequest::Suspend {
+        instance: instance(),
+        reason: None,
+    };
+    let resume = ClientRequest::Resume {
+        instance: instance(),
+        reason: None,
+    };
+
+    // Phase 1: suspended.
+    let start = episode(&driver.request(CLIENT, 2, suspend()));
+    finish(&mut driver, &start, Vec::new());
+    assert_eq!(driver.status("a"), Some(OrchestrationStatus::Suspended));
+
+    // Phase 2: suspended again, then resumed; both controls reach the worker in order.
+    let start = episode(&driver.request(CLIENT, 3, suspend()));
+    assert_eq!(kinds(&start.new_events), [14, 21]);
+    assert_eq!(
+        driver.request(CLIENT, 4, resume).len(),
+        1,
+        "only the answer"
+    );
+    let next = episode(&finish(&mut driver, &start, Vec::new()));
+    assert_eq!(kinds(&next.new_events), [14, 22]);
+    finish(&mut driver, &next, Vec::new());
     assert_eq!(driver.status("a"), Some(OrchestrationStatus::Running));
 }
 
@@ -322,6 +322,48 @@ fn misaddressed_requests_are_rejected() {
         ClientResponse::Rejected(Rejection::InvalidArgument { .. })
     ));
     assert_eq!(driver.state.stats().instances_by_status, Vec::new());
+}
+
+/// An entity's queue is bounded like an inbox: past `inbox_events_max` queued operations, a
+/// client's signal is rejected by name and changes nothing.
+#[test]
+fn entity_queue_is_bounded_for_client_signals() {
+    let limits = Limits {
+        inbox_events_max: 2,
+        ..Limits::default()
+    };
+    let mut driver = Driver::with_limits(0, 1, 1, limits);
+    let signal = |request_id: &str| {
+        ClientRequest::SignalEntity(SignalEntity {
+            entity: InstanceId::new("@counter@a"),
+            operation: "add".into(),
+            input: None,
+            request_id: request_id.into(),
+            scheduled_time: None,
+        })
+    };
+    driver.request(CLIENT, 1, signal("r1"));
+    driver.request(CLIENT, 2, signal("r2"));
+
+    let effects = driver.request(CLIENT, 3, signal("r3"));
+    let refused = matches!(
+        answer(&effects),
+        ClientResponse::Rejected(Rejection::LimitExceeded { limit, max: 2 })
+            if limit == "inbox_events_max"
+    );
+    assert!(refused);
+    let read = ReadEvent::QueryEntities(EntityQuery {
+        include_transient: true,
+        ..EntityQuery::default()
+    });
+    let ReadResult::Entities(page) = driver.state.read(&read) else {
+        panic!("an entity page");
+    };
+    assert_eq!(page.entities.len(), 1);
+    assert_eq!(
+        page.entities[0].backlog, 2,
+        "the third signal was not queued"
+    );
 }
 
 /// A signal runs as an entity batch; the committed state is what `GetEntity` and

@@ -72,7 +72,7 @@ impl Node {
     fn complete(&mut self, id: &str, episode: u64, actions: Vec<ActionKind>) -> Vec<Effect> {
         let actions = (0..).zip(actions);
         let actions = actions
-            .map(|(id, kind)| OrchestratorAction { id, kind })
+            .map(|(id, kind)| OrchestratorAction::new(id, kind))
             .collect();
         self.complete_numbered(id, episode, actions)
     }
@@ -121,15 +121,9 @@ fn execution(id: &str) -> ExecutionId {
 
 fn create(id: &str) -> ClientRequest {
     ClientRequest::Create(CreateInstance {
-        instance: InstanceId::new(id),
-        name: "Hello".into(),
-        version: None,
         input: Some("\"in\"".into()),
-        tags: BTreeMap::new(),
-        scheduled_start: None,
         execution: Some(execution(id)),
-        replaceable: Vec::new(),
-        parent_trace_context: None,
+        ..CreateInstance::new(InstanceId::new(id), "Hello")
     })
 }
 
@@ -154,25 +148,12 @@ fn orchestrator_started(at: Timestamp) -> HistoryEvent {
 }
 
 fn schedule(name: &str) -> ActionKind {
-    ActionKind::ScheduleTask(ScheduleTask {
-        name: name.into(),
-        version: None,
-        input: None,
-        tags: BTreeMap::new(),
-        parent_trace_context: None,
-    })
+    ActionKind::ScheduleTask(ScheduleTask::new(name))
 }
 
 fn complete_with(output: &str) -> ActionKind {
-    ActionKind::CompleteOrchestration(CompleteOrchestration {
-        status: OrchestrationStatus::Completed,
-        result: Some(output.into()),
-        details: None,
-        new_version: None,
-        carryover_events: Vec::new(),
-        failure: None,
-        tags: BTreeMap::new(),
-    })
+    let complete = CompleteOrchestration::new(OrchestrationStatus::Completed, Some(output.into()));
+    ActionKind::CompleteOrchestration(complete)
 }
 
 fn responses(effects: &[Effect]) -> Vec<&RespondToClient> {
@@ -443,6 +424,23 @@ fn duplicate_requests_and_redeliveries_are_dropped() {
     let before = node.state.clone();
     assert!(node.state.apply(node.position(), &replay).is_empty());
     assert_eq!(node.state, before);
+}
+
+/// A client with several requests in flight may see them arrive out of order: each is
+/// applied once, and a retry of either is still recognised.
+#[test]
+fn requests_of_one_client_arriving_out_of_order_each_apply() {
+    let mut node = Node::new(0, 1);
+    node.request(2, create("b"));
+    let late = node.request(1, create("a"));
+
+    assert_eq!(node.status("a"), Some(OrchestrationStatus::Pending));
+    assert_eq!(node.status("b"), Some(OrchestrationStatus::Pending));
+    let snapshot = node.state.clone();
+    let retry = node.request(1, create("a"));
+    assert_eq!(retry, late[..1].to_vec(), "the kept answer, nothing else");
+    assert_eq!(node.request(2, create("b")).len(), 1);
+    assert!(node.state.eq_except_progress(&snapshot));
 }
 
 /// A second create of a running instance is rejected; a terminal one is replaced only when

@@ -10,7 +10,7 @@ use netherite_core::model::{
     OrchestratorAction, ScheduleTask,
 };
 use netherite_core::partition::index::{InstanceFilter, PageRequest};
-use netherite_core::partition::testing::{Driver, SimWorker};
+use netherite_core::partition::testing::{Driver, SimWorker, episodes};
 use netherite_core::partition::{
     ActivityCompleted, ClientRequest, CreateInstance, Effect, EpisodeCompleted, EpisodeNumber,
     OutboxConfirmed, PartitionState, ReadEvent, StartEpisode, UpdateKind,
@@ -19,59 +19,23 @@ use netherite_core::partition::{
 const CLIENT: ClientId = ClientId(3);
 
 fn create(id: &str) -> ClientRequest {
-    ClientRequest::Create(CreateInstance {
-        instance: InstanceId::new(id),
-        name: "Flow".into(),
-        version: None,
-        input: None,
-        tags: BTreeMap::new(),
-        scheduled_start: None,
-        execution: None,
-        replaceable: Vec::new(),
-        parent_trace_context: None,
-    })
-}
-
-fn episodes(effects: &[Effect]) -> Vec<StartEpisode> {
-    let started = effects.iter().filter_map(|e| match e {
-        Effect::StartEpisode(s) => Some(s.clone()),
-        _ => None,
-    });
-    started.collect()
+    ClientRequest::Create(CreateInstance::new(InstanceId::new(id), "Flow"))
 }
 
 fn finish(start: &StartEpisode, kinds: Vec<ActionKind>) -> UpdateKind {
-    let actions = (0..).zip(kinds);
-    UpdateKind::EpisodeCompleted(EpisodeCompleted {
-        instance: start.instance.clone(),
-        execution: start.execution.clone(),
-        episode: start.episode,
-        actions: actions
-            .map(|(id, kind)| OrchestratorAction { id, kind })
-            .collect(),
-        custom_status: None,
-    })
+    let actions = (0..)
+        .zip(kinds)
+        .map(|(id, kind)| OrchestratorAction::new(id, kind));
+    UpdateKind::EpisodeCompleted(EpisodeCompleted::answering(start, actions.collect()))
 }
 
 fn schedule() -> ActionKind {
-    ActionKind::ScheduleTask(ScheduleTask {
-        name: "Work".into(),
-        version: None,
-        input: None,
-        tags: BTreeMap::new(),
-        parent_trace_context: None,
-    })
+    ActionKind::ScheduleTask(ScheduleTask::new("Work"))
 }
 
 fn child(id: &str) -> ActionKind {
-    ActionKind::CreateSubOrchestration(CreateSubOrchestration {
-        instance_id: InstanceId::new(id),
-        name: "Child".into(),
-        version: None,
-        input: None,
-        parent_trace_context: None,
-        tags: BTreeMap::new(),
-    })
+    let child = CreateSubOrchestration::new(InstanceId::new(id), "Child");
+    ActionKind::CreateSubOrchestration(child)
 }
 
 /// Recovery re-issues everything that may have been lost on the way out: the episode in

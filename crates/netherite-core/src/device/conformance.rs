@@ -87,6 +87,10 @@ const CHECKS: &[Check<Fixture>] = &[
         run: read_past_end_is_invalid,
     },
     Check {
+        name: "write_past_the_offset_space_is_invalid",
+        run: write_past_the_offset_space_is_invalid,
+    },
+    Check {
         name: "size_gaps_and_overwrites",
         run: size_gaps_and_overwrites,
     },
@@ -203,6 +207,26 @@ fn read_past_end_is_invalid(fixture: &Fixture) -> CheckFuture<'_> {
             invalid,
             "read overflowing u64",
         )?;
+        Ok(Verdict::Passed)
+    })
+}
+
+/// Rules 1 and 10: an aligned write whose end would pass `u64::MAX` is refused, not wrapped,
+/// and changes nothing.
+fn write_past_the_offset_space_is_invalid(fixture: &Fixture) -> CheckFuture<'_> {
+    Box::pin(async move {
+        let device = fixture.open().await.step("open")?;
+        let a = device.alignment();
+        device.write(0, &pattern(a, 4)).await.step("write")?;
+        let last_sector = u64::MAX - (a - 1);
+        ensure_error(
+            device.write(last_sector, &pattern(a, 5)).await,
+            invalid,
+            "write ending past u64::MAX",
+        )?;
+        ensure_eq(device.size(), a, "size after the refused write")?;
+        let read = device.read(0, a as usize).await.step("read")?;
+        ensure_eq(read, pattern(a, 4), "bytes after the refused write")?;
         Ok(Verdict::Passed)
     })
 }

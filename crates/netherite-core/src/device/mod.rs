@@ -41,7 +41,8 @@ pub use memory::{DEVICE_BYTES_MAX, MemoryDevice, MemoryDisk};
 ///
 /// 1. **Alignment.** [`alignment`](Self::alignment) is a power of two that never changes. A
 ///    write's offset and length are multiples of it, or the write fails with
-///    [`Error::InvalidArgument`] and changes nothing. Reads take any offset and length.
+///    [`Error::InvalidArgument`] and changes nothing; so does a write whose end would pass
+///    `u64::MAX`. Reads take any offset and length.
 /// 2. **Read your writes.** Once `write` returns `Ok`, `read` returns those bytes until they
 ///    are overwritten, flushed or not. Bytes never written below [`size`](Self::size) read as
 ///    zeros. Writes may overwrite earlier ones (a log rewrites its last, partly filled page).

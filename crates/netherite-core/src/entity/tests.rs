@@ -119,38 +119,24 @@ fn lock_is_taken_in_order_along_a_three_entity_set() {
     ];
     let now = at(30);
 
+    // The request as it travels on to `set[position]`, stamped with the time it was passed on.
+    let forwarded = |position: usize| {
+        let request = lock_request("cs", "transfer", &set, position as i32);
+        let event = HistoryEvent {
+            timestamp: now,
+            ..request
+        };
+        [TaskMessage::to_instance(id(set[position]), event)]
+    };
+
     // Entity a gets the orchestration's request, locks, and forwards it to b at position 1.
-    let to_b = receive(
-        &id(set[0]),
-        &mut records[0],
-        lock_request("cs", "transfer", &set, 0),
-        now,
-    );
-    let expected = lock_request("cs", "transfer", &set, 1);
-    assert_eq!(
-        to_b,
-        [TaskMessage::to_instance(
-            id(set[1]),
-            HistoryEvent {
-                timestamp: now,
-                ..expected
-            }
-        )]
-    );
+    let request = lock_request("cs", "transfer", &set, 0);
+    let to_b = receive(&id(set[0]), &mut records[0], request, now);
+    assert_eq!(to_b, forwarded(1));
 
     // Entity b does the same towards c.
     let to_c = receive(&id(set[1]), &mut records[1], to_b[0].event.clone(), now);
-    let expected = lock_request("cs", "transfer", &set, 2);
-    assert_eq!(
-        to_c,
-        [TaskMessage::to_instance(
-            id(set[2]),
-            HistoryEvent {
-                timestamp: now,
-                ..expected
-            }
-        )]
-    );
+    assert_eq!(to_c, forwarded(2));
 
     // Entity c is the last: the orchestration is told its critical section is ready.
     let to_orchestration = receive(&id(set[2]), &mut records[2], to_c[0].event.clone(), now);

@@ -128,24 +128,8 @@ impl<'i, 'a> Episode<'i, 'a> {
         if task.name.is_empty() {
             return Err("ScheduleTask names no activity".into());
         }
-        self.confirm(
-            id,
-            EventKind::TaskScheduled(TaskScheduled {
-                name: task.name.clone(),
-                version: task.version.clone(),
-                input: task.input.clone(),
-                parent_trace_context: task.parent_trace_context.clone(),
-                tags: task.tags.clone(),
-            }),
-        );
-        self.out.activities.push(ActivityRequest {
-            task_id: id,
-            name: task.name.clone(),
-            version: task.version.clone(),
-            input: task.input.clone(),
-            tags: task.tags.clone(),
-            parent_trace_context: task.parent_trace_context.clone(),
-        });
+        self.confirm(id, EventKind::TaskScheduled(TaskScheduled::from(task)));
+        self.out.activities.push(ActivityRequest::new(id, task));
         Ok(())
     }
 
@@ -392,16 +376,22 @@ fn entity_route(
     }
 }
 
-/// A lock request goes to the entity at its position in the (normalized) lock set.
+/// A lock request goes to the entity at its position in the normalized lock set.
+///
+/// Every section must lock its entities in one global order, or two sections can deadlock.
+/// Workers send the set sorted, but sorted by the names they wrote; after the names are
+/// lowercased that order may no longer hold, so the set is sorted (and deduplicated) again.
 fn lock_route(
     request: &EntityLockRequested,
     instance: &InstanceId,
 ) -> Result<(InstanceId, EventKind), Problem> {
-    let lock_set = request
+    let mut lock_set = request
         .lock_set
         .iter()
         .map(|member| canonical_entity(member, "entity lock request"))
         .collect::<Result<Vec<_>, _>>()?;
+    lock_set.sort();
+    lock_set.dedup();
     let target = usize::try_from(request.position)
         .ok()
         .and_then(|position| lock_set.get(position))

@@ -50,6 +50,7 @@ impl Episode<'_, '_> {
         let old = self
             .started
             .ok_or("continue-as-new in an execution that was never started")?;
+        check_carryover(&complete.carryover_events)?;
         let execution_id = ids.next_execution_id();
         let tags = if complete.tags.is_empty() {
             old.tags.clone()
@@ -168,6 +169,22 @@ impl Episode<'_, '_> {
             };
             self.send(child, None, EventKind::ExecutionTerminated(terminated));
         }
+    }
+}
+
+/// Carried-over events are the external events the old execution never consumed; they become
+/// inbox messages of the new one. Any other kind (an `ExecutionCompleted` that would end the
+/// new execution at once, a confirmation with a stale action id) would corrupt its history.
+fn check_carryover(events: &[HistoryEvent]) -> Result<(), Problem> {
+    match events
+        .iter()
+        .find(|event| !matches!(event.kind, EventKind::EventRaised(_)))
+    {
+        Some(event) => Err(format!(
+            "continue-as-new carries over an event of kind {}; only raised events carry over",
+            event.kind.protocol_number()
+        )),
+        None => Ok(()),
     }
 }
 

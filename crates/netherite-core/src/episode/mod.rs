@@ -22,8 +22,10 @@
 //! - *send event*: `EventSent`; `EventRaised` to the target (to one execution if named).
 //! - *terminate*: no history event; `ExecutionTerminated{reason, recurse}` to the target.
 //! - *entity signal, call, lock request, unlock*: the event as the worker wrote it; the
-//!   message to the entity (a lock request to `lock_set[position]`). In the message the
-//!   target is dropped and this instance is named as the caller, lock owner or releaser.
+//!   message to the entity (a lock request to `lock_set[position]`, its lock set normalized:
+//!   names lowercased, sorted, deduplicated, so every section locks in one order). In the
+//!   message the target is dropped and this instance is named as the caller, lock owner or
+//!   releaser.
 //! - *complete*: `ExecutionCompleted`, placed after every other confirmation.
 //! - *continue as new*: `ExecutionCompleted(ContinuedAsNew)`, placed last; a [`NextExecution`].
 //! - *rewind*: no history event; the history is replaced by the one the worker kept.
@@ -40,9 +42,10 @@
 //! **Continue as new.** The execution is replaced by a new one with a fresh execution id. Its
 //! `ExecutionStarted` keeps the name, the parent and the trace context, takes the result as its
 //! input, the new version if one was given and the new tags if any were given. The carried-over
-//! events go with it. Actions after the continue-as-new are ignored: workers may leave stale
-//! ones behind, and the old execution has nothing left to do with them. The status is
-//! `Running`; `ContinuedAsNew` is never reported as an end state.
+//! events go with it; they must be `EventRaised` (the external events the old execution never
+//! consumed), anything else makes the answer invalid. Actions after the continue-as-new are
+//! ignored: workers may leave stale ones behind, and the old execution has nothing left to do
+//! with them. The status is `Running`; `ContinuedAsNew` is never reported as an end state.
 //!
 //! **Status.** `Pending` while no `ExecutionStarted` has been seen, `Suspended` after an
 //! `ExecutionSuspended` not yet followed by an `ExecutionResumed`, the completion's status once
@@ -72,7 +75,7 @@ mod tests;
 use crate::ids::{ExecutionId, IdGen, InstanceId};
 use crate::model::{
     EventKind, ExecutionCompleted, FailureDetails, HistoryEvent, OrchestrationStatus,
-    OrchestratorAction, Payload, Tags, TaskMessage, TraceContext,
+    OrchestratorAction, Payload, ScheduleTask, Tags, TaskMessage, TraceContext,
 };
 use crate::time::Timestamp;
 
@@ -115,6 +118,20 @@ pub struct ActivityRequest {
     pub tags: Tags,
     /// Trace context of the scheduling span.
     pub parent_trace_context: Option<TraceContext>,
+}
+
+impl ActivityRequest {
+    /// The request for the activity that the `ScheduleTask` action `task_id` asks for.
+    pub fn new(task_id: i32, task: &ScheduleTask) -> ActivityRequest {
+        ActivityRequest {
+            task_id,
+            name: task.name.clone(),
+            version: task.version.clone(),
+            input: task.input.clone(),
+            tags: task.tags.clone(),
+            parent_trace_context: task.parent_trace_context.clone(),
+        }
+    }
 }
 
 /// A durable timer to arm; when due, `TimerFired{timer_id, fire_at}` goes to the instance.

@@ -100,39 +100,26 @@ impl Story {
 }
 
 fn action(id: i32, kind: ActionKind) -> OrchestratorAction {
-    OrchestratorAction { id, kind }
+    OrchestratorAction::new(id, kind)
 }
 
 fn complete(status: OrchestrationStatus, result: &str) -> ActionKind {
-    ActionKind::CompleteOrchestration(CompleteOrchestration {
-        status,
-        result: Some(result.into()),
-        details: None,
-        new_version: None,
-        carryover_events: Vec::new(),
-        failure: None,
-        tags: Tags::new(),
-    })
+    let complete = CompleteOrchestration::new(status, Some(result.into()));
+    ActionKind::CompleteOrchestration(complete)
 }
 
 fn schedule(name: &str) -> ActionKind {
     ActionKind::ScheduleTask(ScheduleTask {
-        name: name.into(),
-        version: None,
         input: Some("1".into()),
-        tags: Tags::new(),
-        parent_trace_context: None,
+        ..ScheduleTask::new(name)
     })
 }
 
 fn sub_orchestration(instance: &str) -> ActionKind {
     ActionKind::CreateSubOrchestration(CreateSubOrchestration {
-        instance_id: id(instance),
-        name: "Child".into(),
         version: Some("2".into()),
         input: Some("\"child-in\"".into()),
-        parent_trace_context: None,
-        tags: Tags::new(),
+        ..CreateSubOrchestration::new(id(instance), "Child")
     })
 }
 
@@ -478,6 +465,34 @@ fn entity_messages_keep_history_verbatim_and_name_the_sender() {
     assert_eq!(outcome.messages, expected_messages);
 }
 
+/// A lock set is normalized before it travels: names lowercased, then sorted and deduplicated
+/// again, so every section locks in the same order even when a worker's own order differs.
+#[test]
+fn lock_set_travels_sorted_after_normalizing() {
+    let story = Story::first_episode();
+    let unsorted = EntityLockRequested {
+        lock_set: vec![id("@B@x"), id("@a@y"), id("@b@x")],
+        ..lock_request()
+    };
+    let outcome = story.apply(vec![entity_action(
+        0,
+        EntityMessage::LockRequest(unsorted.clone()),
+    )]);
+
+    let sent = EntityLockRequested {
+        lock_set: vec![id("@a@y"), id("@b@x")],
+        parent_instance_id: Some(id("orch")),
+        ..unsorted.clone()
+    };
+    let event = HistoryEvent::new(now(), EventKind::EntityLockRequested(sent));
+    assert_eq!(
+        outcome.messages,
+        [TaskMessage::to_instance(id("@a@y"), event)]
+    );
+    let recorded = HistoryEvent::confirming(0, now(), EventKind::EntityLockRequested(unsorted));
+    assert_eq!(confirmations(&story, &outcome), [recorded]);
+}
+
 // --- completion -----------------------------------------------------------------------------
 
 /// A completion ends the execution; its `ExecutionCompleted` comes after every other
@@ -587,15 +602,7 @@ fn terminated_child_reports_a_made_up_failure() {
 }
 
 fn complete_action(status: OrchestrationStatus) -> CompleteOrchestration {
-    CompleteOrchestration {
-        status,
-        result: None,
-        details: None,
-        new_version: None,
-        carryover_events: Vec::new(),
-        failure: None,
-        tags: Tags::new(),
-    }
+    CompleteOrchestration::new(status, None)
 }
 
 // --- continue-as-new ------------------------------------------------------------------------
@@ -802,6 +809,30 @@ fn completion_with_running_status_fails_the_execution() {
     );
     let pending = complete(OrchestrationStatus::Pending, "x");
     assert_rejected(&story, vec![action(7, pending)], "Pending");
+}
+
+/// Only raised events carry over into a new execution: an `ExecutionCompleted` (which would
+/// end it at once) or a confirmation (with an action id of the old execution) is refused.
+#[test]
+fn carryover_of_anything_but_raised_events_fails_the_execution() {
+    let story = Story::first_episode();
+    let ended = EventKind::ExecutionCompleted(ExecutionCompleted {
+        status: OrchestrationStatus::Completed,
+        result: None,
+        failure: None,
+    });
+    let timer = EventKind::TimerCreated(TimerCreated { fire_at: at(9) });
+    for (kind, number) in [(ended, "4"), (timer, "12")] {
+        let continue_as_new = CompleteOrchestration {
+            carryover_events: vec![event(950, kind)],
+            ..complete_action(OrchestrationStatus::ContinuedAsNew)
+        };
+        let actions = vec![action(
+            0,
+            ActionKind::CompleteOrchestration(continue_as_new),
+        )];
+        assert_rejected(&story, actions, &format!("event of kind {number}"));
+    }
 }
 
 /// Two actions with one id, a negative id, and an id already confirmed in history are refused.

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     EntityLockRequested, EntityOperationCalled, EntityOperationSignaled, EntityUnlockSent,
-    FailureDetails, HistoryEvent, OrchestrationStatus, Payload, Tags, TraceContext,
+    FailureDetails, HistoryEvent, OrchestrationStatus, Payload, Tags, TaskScheduled, TraceContext,
 };
 use crate::ids::{ExecutionId, InstanceId};
 use crate::time::Timestamp;
@@ -17,6 +17,13 @@ pub struct OrchestratorAction {
     pub id: i32,
     /// What to do.
     pub kind: ActionKind,
+}
+
+impl OrchestratorAction {
+    /// The action numbered `id` that asks for `kind`.
+    pub fn new(id: i32, kind: ActionKind) -> OrchestratorAction {
+        OrchestratorAction { id, kind }
+    }
 }
 
 /// Schedule an activity.
@@ -34,6 +41,32 @@ pub struct ScheduleTask {
     pub parent_trace_context: Option<TraceContext>,
 }
 
+impl ScheduleTask {
+    /// The activity `name`, with no version, input, tags or trace context.
+    pub fn new(name: impl Into<String>) -> ScheduleTask {
+        ScheduleTask {
+            name: name.into(),
+            version: None,
+            input: None,
+            tags: Tags::new(),
+            parent_trace_context: None,
+        }
+    }
+}
+
+impl From<&ScheduleTask> for TaskScheduled {
+    /// The confirmation of a `ScheduleTask` action: the same activity, recorded in history.
+    fn from(task: &ScheduleTask) -> TaskScheduled {
+        TaskScheduled {
+            name: task.name.clone(),
+            version: task.version.clone(),
+            input: task.input.clone(),
+            parent_trace_context: task.parent_trace_context.clone(),
+            tags: task.tags.clone(),
+        }
+    }
+}
+
 /// Start a sub-orchestration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateSubOrchestration {
@@ -49,6 +82,21 @@ pub struct CreateSubOrchestration {
     pub parent_trace_context: Option<TraceContext>,
     /// Tags for the child.
     pub tags: Tags,
+}
+
+impl CreateSubOrchestration {
+    /// The child `instance_id` running orchestration `name`, with no version, input, tags or
+    /// trace context.
+    pub fn new(instance_id: InstanceId, name: impl Into<String>) -> CreateSubOrchestration {
+        CreateSubOrchestration {
+            instance_id,
+            name: name.into(),
+            version: None,
+            input: None,
+            parent_trace_context: None,
+            tags: Tags::new(),
+        }
+    }
 }
 
 /// Send an event to another instance.
@@ -81,6 +129,22 @@ pub struct CompleteOrchestration {
     pub failure: Option<FailureDetails>,
     /// Tags for the new execution when continuing as new.
     pub tags: Tags,
+}
+
+impl CompleteOrchestration {
+    /// An end (or a continue-as-new) with `status` and `result`, and nothing else: no details,
+    /// failure, carried-over events, new version or tags.
+    pub fn new(status: OrchestrationStatus, result: Payload) -> CompleteOrchestration {
+        CompleteOrchestration {
+            status,
+            result,
+            details: None,
+            new_version: None,
+            carryover_events: Vec::new(),
+            failure: None,
+            tags: Tags::new(),
+        }
+    }
 }
 
 /// Terminate another instance.

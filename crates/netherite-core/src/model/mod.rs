@@ -17,7 +17,7 @@ pub use action::{
     ScheduleTask, SendEvent, TerminateOrchestration,
 };
 pub use entity::{EntityId, EntityIdError};
-pub use failure::FailureDetails;
+pub use failure::{FAILURE_DEPTH_MAX, FailureDetails};
 pub use history::{
     EntityLockGranted, EntityLockRequested, EntityOperationCalled, EntityOperationCompleted,
     EntityOperationFailed, EntityOperationSignaled, EntityUnlockSent, EventKind, EventRaised,

@@ -236,6 +236,17 @@ impl PartitionState {
             }
         };
         self.check_owner(&id)?;
+        let max = self.config.limits.inbox_events_max;
+        if self
+            .entities
+            .get(&id)
+            .is_some_and(|slot| slot.record.queue.len() >= max)
+        {
+            return Err(Rejection::LimitExceeded {
+                limit: "inbox_events_max".into(),
+                max: max as u64,
+            });
+        }
         let signaled = EntityOperationSignaled {
             request_id: signal.request_id.clone(),
             operation: signal.operation.clone(),

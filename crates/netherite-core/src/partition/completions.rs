@@ -251,17 +251,8 @@ impl PartitionState {
         execution: &ExecutionId,
         request: ActivityRequest,
     ) {
-        let activity = StartActivity {
-            activity: ActivityId(self.next_work()),
-            instance: id.clone(),
-            execution: execution.clone(),
-            task_id: request.task_id,
-            name: request.name,
-            version: request.version,
-            input: request.input,
-            tags: request.tags,
-            parent_trace_context: request.parent_trace_context,
-        };
+        let number = ActivityId(self.next_work());
+        let activity = StartActivity::new(number, id.clone(), execution.clone(), request);
         self.activities.insert(activity.clone());
         step.effects.push(Effect::StartActivity(activity));
     }

@@ -28,6 +28,12 @@ impl PartitionState {
     /// Takes a batch from another partition, unless its stamp shows it was taken already.
     pub(crate) fn receive_batch(&mut self, step: &mut Step, batch: &PartitionMessages) {
         let (origin, position) = (batch.origin, batch.origin_position);
+        // A stamp from outside the task hub would only grow the dedup records.
+        if origin.0 >= self.config.partition_count {
+            warn!(partition = %self.config.partition, origin = %origin,
+                "batch from a partition outside the task hub dropped");
+            return;
+        }
         if !self
             .dedup
             .accept_batch(origin, position, batch.sub_position)

@@ -1,8 +1,8 @@
 //! Dispatch: turning inboxes and entity queues into work for workers, and answering waits.
 //!
 //! An instance gets a new episode when none is in flight and its inbox holds events its status
-//! lets through: nothing before its `ExecutionStarted`, only resume and terminate while
-//! suspended. The episode's new events are `OrchestratorStarted(now)` and then the inbox,
+//! lets through: nothing before its `ExecutionStarted`, only resume, terminate and suspend
+//! while suspended. The episode's new events are `OrchestratorStarted(now)` and then the inbox,
 //! `ExecutionStarted` first. An entity gets a batch when none is in flight and its queue holds
 //! operations it may run.
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::event::{ActivityId, EpisodeNumber};
 use super::response::ClientResponse;
+use crate::episode::ActivityRequest;
 use crate::ids::{ClientId, CommitPosition, ExecutionId, InstanceId, PartitionId, RequestSeq};
 use crate::model::{HistoryEvent, Payload, Tags, TaskMessage, TraceContext};
 use crate::time::Timestamp;
@@ -28,7 +29,8 @@ pub enum Effect {
         /// When.
         due: Timestamp,
     },
-    /// Send a batch to another partition once `after` is durable.
+    /// Send a batch to another partition once `after` is durable, after every earlier batch
+    /// for the same destination (see [`SendMessages`]).
     SendMessages(SendMessages),
     /// Answer a client once `after` is durable.
     RespondToClient(RespondToClient),
@@ -62,7 +64,8 @@ pub struct StartEntityBatch {
     pub operations: Vec<HistoryEvent>,
 }
 
-/// An activity to run.
+/// An activity to run: which orchestration asked for it, and the [`ActivityRequest`] its
+/// action made, field for field (engines read and move the fields directly).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartActivity {
     /// The id the completion must name.
@@ -85,7 +88,36 @@ pub struct StartActivity {
     pub parent_trace_context: Option<TraceContext>,
 }
 
+impl StartActivity {
+    /// The activity `request` of `instance` (in `execution`), under the id `activity`.
+    pub fn new(
+        activity: ActivityId,
+        instance: InstanceId,
+        execution: ExecutionId,
+        request: ActivityRequest,
+    ) -> StartActivity {
+        StartActivity {
+            activity,
+            instance,
+            execution,
+            task_id: request.task_id,
+            name: request.name,
+            version: request.version,
+            input: request.input,
+            tags: request.tags,
+            parent_trace_context: request.parent_trace_context,
+        }
+    }
+}
+
 /// Messages for another partition, stamped so the receiver can drop duplicates.
+///
+/// The receiver takes a batch only if its stamp (`origin_position`, `sub_position`) is above
+/// the last one it took from this origin. So the engine delivers an origin's batches for one
+/// destination in the order they were produced: one send at a time per destination, each
+/// retried until it succeeds before the next goes out, and after recovery the resent outbox
+/// before anything new. A batch that overtook an earlier one would make the receiver drop
+/// the earlier one as a duplicate, and its messages would be lost.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendMessages {
     /// Send only once this position is durable.

@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::effect::StartEpisode;
 use super::index::InstanceFilter;
 use crate::codec::Record;
 use crate::entity::EntityBatchResult;
@@ -141,7 +142,8 @@ pub struct ClientRequestEvent {
     pub input: InputPosition,
     /// Who asks.
     pub client: ClientId,
-    /// The client's sequence number for this request; a retry reuses it.
+    /// The client's sequence number for this request; a retry reuses it. Requests may arrive
+    /// out of order, by less than [`super::CLIENT_SEQ_LAG_MAX`].
     pub seq: RequestSeq,
     /// What is asked.
     pub request: ClientRequest,
@@ -232,6 +234,24 @@ pub struct CreateInstance {
     pub parent_trace_context: Option<TraceContext>,
 }
 
+impl CreateInstance {
+    /// A request to start `instance` running orchestration `name` now, with no version,
+    /// input, tags or trace context, a drawn execution id, and no status replaceable.
+    pub fn new(instance: InstanceId, name: impl Into<String>) -> CreateInstance {
+        CreateInstance {
+            instance,
+            name: name.into(),
+            version: None,
+            input: None,
+            tags: Tags::new(),
+            scheduled_start: None,
+            execution: None,
+            replaceable: Vec::new(),
+            parent_trace_context: None,
+        }
+    }
+}
+
 /// A one-way operation for an entity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignalEntity {
@@ -294,6 +314,19 @@ pub struct EpisodeCompleted {
     pub actions: Vec<OrchestratorAction>,
     /// The custom status the orchestration reports.
     pub custom_status: Payload,
+}
+
+impl EpisodeCompleted {
+    /// The answer `actions` to the dispatched episode `start`, with no custom status.
+    pub fn answering(start: &StartEpisode, actions: Vec<OrchestratorAction>) -> EpisodeCompleted {
+        EpisodeCompleted {
+            instance: start.instance.clone(),
+            execution: start.execution.clone(),
+            episode: start.episode,
+            actions,
+            custom_status: None,
+        }
+    }
 }
 
 /// A worker could not run an episode; its events go back to the inbox and are dispatched again.

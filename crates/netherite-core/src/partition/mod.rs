@@ -14,6 +14,8 @@
 //!
 //!  effects:      StartEpisode, StartEntityBatch, StartActivity    run at once
 //!                SendMessages, RespondToClient                    once `after` is durable
+//!                                                                 (batches per destination
+//!                                                                 in order)
 //!                ArmTimer                                         log TimersFired at `due`
 //! ```
 //!
@@ -23,8 +25,10 @@
 //!   checkpoint (a serialized [`PartitionState`]) gives back the live state exactly.
 //! - **Idempotent.** An event at or below the last applied commit position is a no-op; an
 //!   input event at or below the recorded input position is a redelivery; batches from other
-//!   partitions are deduplicated by their origin stamp and client requests by their sequence
-//!   number. Commit positions must increase but need not be dense.
+//!   partitions are deduplicated by their origin stamp (so an origin's batches for one
+//!   destination arrive in order) and client requests by their sequence number (which may
+//!   arrive out of order, by less than [`CLIENT_SEQ_LAG_MAX`]). Commit positions must
+//!   increase but need not be dense.
 //! - **Never fails on logged input.** A logged event that cannot be used (a stale completion,
 //!   a message for a missing instance, a malformed request) is dropped or answered with a
 //!   typed [`Rejection`]; panicking or erroring would stop the partition on every replay.
@@ -109,6 +113,7 @@ mod waits;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, trace};
 
+pub use dedup::CLIENT_SEQ_LAG_MAX;
 pub use effect::{
     Effect, RespondToClient, SendMessages, StartActivity, StartEntityBatch, StartEpisode,
 };
@@ -140,7 +145,8 @@ pub struct Limits {
     pub episode_events_max: usize,
     /// Operations given to one entity batch.
     pub entity_batch_max: usize,
-    /// Inbox events of one instance beyond which a client's `RaiseEvent` is rejected.
+    /// Inbox events of one instance (queued operations of one entity) beyond which a
+    /// client's `RaiseEvent` (`SignalEntity`) is rejected.
     pub inbox_events_max: usize,
     /// Pending client waits.
     pub waiters_max: usize,
@@ -148,9 +154,10 @@ pub struct Limits {
     pub clients_max: usize,
     /// Answers kept per client for retries.
     pub client_responses_max: usize,
-    /// Instances deleted by one `PurgeByFilter` request.
+    /// Instances deleted by one `PurgeByFilter` request; at most [`index::PAGE_SIZE_MAX`].
     pub purge_batch_max: usize,
-    /// Results in one page of a query (and the page size when none is asked for).
+    /// Results in one page of a query (and the page size when none is asked for); at most
+    /// [`index::PAGE_SIZE_MAX`].
     pub query_page_max: usize,
 }
 
@@ -170,6 +177,18 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The name of the first limit an index page cannot serve: more than one page holds.
+    fn first_past_page(&self) -> Option<&'static str> {
+        let paged = [
+            ("purge_batch_max", self.purge_batch_max),
+            ("query_page_max", self.query_page_max),
+        ];
+        paged
+            .into_iter()
+            .find(|(_, value)| *value > index::PAGE_SIZE_MAX)
+            .map(|(name, _)| name)
+    }
+
     /// The name of the first limit set to zero, which would stall the partition.
     fn first_zero(&self) -> Option<&'static str> {
         let all = [
@@ -189,7 +208,11 @@ impl Limits {
 }
 
 /// Which partition this is, of how many, and its limits.
+///
+/// A configuration is checked where it enters: by [`PartitionState::new`], and when a
+/// checkpoint is loaded (a stored configuration that breaks a rule does not deserialize).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedConfig")]
 pub struct PartitionConfig {
     /// This partition.
     pub partition: PartitionId,
@@ -197,6 +220,53 @@ pub struct PartitionConfig {
     pub partition_count: u32,
     /// The bounds kept.
     pub limits: Limits,
+}
+
+/// A [`PartitionConfig`] as stored, before its rules are checked.
+#[derive(Deserialize)]
+struct UncheckedConfig {
+    partition: PartitionId,
+    partition_count: u32,
+    limits: Limits,
+}
+
+impl TryFrom<UncheckedConfig> for PartitionConfig {
+    type Error = Error;
+
+    fn try_from(unchecked: UncheckedConfig) -> Result<PartitionConfig, Error> {
+        let config = PartitionConfig {
+            partition: unchecked.partition,
+            partition_count: unchecked.partition_count,
+            limits: unchecked.limits,
+        };
+        config.check()?;
+        Ok(config)
+    }
+}
+
+impl PartitionConfig {
+    /// Fails if there are no partitions, `partition` is not one of them, a limit is zero, or
+    /// a paged limit is past what one index page holds.
+    fn check(&self) -> Result<(), Error> {
+        let invalid = |reason: String| Error::InvalidArgument {
+            operation: "partition config",
+            reason,
+        };
+        if self.partition.0 >= self.partition_count {
+            let (p, count) = (self.partition.0, self.partition_count);
+            return Err(invalid(format!(
+                "partition {p} is not below the partition count {count}"
+            )));
+        }
+        if let Some(name) = self.limits.first_zero() {
+            return Err(invalid(format!("limit {name} must be at least 1")));
+        }
+        if let Some(name) = self.limits.first_past_page() {
+            let max = index::PAGE_SIZE_MAX;
+            return Err(invalid(format!("limit {name} must be at most {max}")));
+        }
+        Ok(())
+    }
 }
 
 /// Where the partition is in its log and its input stream.
@@ -227,21 +297,10 @@ pub struct PartitionState {
 impl PartitionState {
     /// An empty partition.
     ///
-    /// Fails if there are no partitions, `partition` is not one of them, or a limit is zero.
+    /// Fails if the configuration breaks a rule: no partitions, `partition` not one of them,
+    /// a limit of zero, or a paged limit past one index page.
     pub fn new(config: PartitionConfig) -> Result<PartitionState, Error> {
-        let invalid = |reason: String| Error::InvalidArgument {
-            operation: "PartitionState::new",
-            reason,
-        };
-        if config.partition.0 >= config.partition_count {
-            let (p, count) = (config.partition.0, config.partition_count);
-            return Err(invalid(format!(
-                "partition {p} is not below the partition count {count}"
-            )));
-        }
-        if let Some(name) = config.limits.first_zero() {
-            return Err(invalid(format!("limit {name} must be at least 1")));
-        }
+        config.check()?;
         Ok(PartitionState {
             config,
             progress: Progress::default(),

@@ -53,7 +53,8 @@ pub(crate) enum Gate {
     Open,
     /// The execution has not started: nothing until its `ExecutionStarted` is in the inbox.
     AwaitingStart,
-    /// Suspended: only `ExecutionResumed` and `ExecutionTerminated` pass.
+    /// Suspended: only the controls pass (`ExecutionResumed`, `ExecutionTerminated`, and a
+    /// repeated `ExecutionSuspended`, which must not be held back past a later resume).
     Suspended,
 }
 
@@ -148,7 +149,9 @@ fn is_start(event: &HistoryEvent) -> bool {
 fn passes_suspension(event: &HistoryEvent) -> bool {
     matches!(
         event.kind,
-        EventKind::ExecutionResumed { .. } | EventKind::ExecutionTerminated(_)
+        EventKind::ExecutionResumed { .. }
+            | EventKind::ExecutionTerminated(_)
+            | EventKind::ExecutionSuspended { .. }
     )
 }
 

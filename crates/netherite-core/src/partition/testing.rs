@@ -8,13 +8,12 @@
 //!   sub-orchestrations, entity signals and calls, completions, continue-as-new) from plain
 //!   random data.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{
-    ActivityCompleted, ClientRequest, ClientRequestEvent, Effect, EntityBatchAbandoned,
-    EntityBatchCompleted, EpisodeAbandoned, EpisodeCompleted, InstanceView, Limits,
-    PartitionConfig, PartitionState, ReadEvent, ReadResult, RespondToClient, SendMessages,
+    ActivityCompleted, ClientRequest, ClientRequestEvent, ClientResponse, Effect,
+    EntityBatchAbandoned, EntityBatchCompleted, EpisodeAbandoned, EpisodeCompleted, InstanceView,
+    Limits, PartitionConfig, PartitionState, ReadEvent, ReadResult, RespondToClient, SendMessages,
     StartActivity, StartEntityBatch, StartEpisode, UpdateEvent, UpdateKind,
 };
 use crate::entity::{EntityBatchResult, OperationResult};
@@ -150,6 +149,24 @@ impl Driver {
     pub fn advance(&mut self, by: Duration) {
         self.now = self.now.saturating_add(by);
     }
+}
+
+/// The episodes `effects` start, in order.
+pub fn episodes(effects: &[Effect]) -> Vec<StartEpisode> {
+    let started = effects.iter().filter_map(|effect| match effect {
+        Effect::StartEpisode(start) => Some(start.clone()),
+        _ => None,
+    });
+    started.collect()
+}
+
+/// The answers to clients among `effects`, in order.
+pub fn answers(effects: &[Effect]) -> Vec<ClientResponse> {
+    let answered = effects.iter().filter_map(|effect| match effect {
+        Effect::RespondToClient(answer) => Some(answer.response.clone()),
+        _ => None,
+    });
+    answered.collect()
 }
 
 /// Simulated workers: the work handed out and not yet answered, and what came back to
@@ -320,13 +337,7 @@ fn action_for(
 ) -> Option<ActionKind> {
     let arg = usize::from(byte / 12);
     let kind = match byte % 12 {
-        0 | 1 => ActionKind::ScheduleTask(ScheduleTask {
-            name: format!("act{arg}"),
-            version: None,
-            input: None,
-            tags: BTreeMap::new(),
-            parent_trace_context: None,
-        }),
+        0 | 1 => ActionKind::ScheduleTask(ScheduleTask::new(format!("act{arg}"))),
         2 => {
             let delay = Duration::from_secs(1 + (arg % 5) as u64);
             ActionKind::CreateTimer {
@@ -339,14 +350,10 @@ fn action_for(
             name: format!("ev{arg}"),
             data: None,
         }),
-        4 => ActionKind::CreateSubOrchestration(CreateSubOrchestration {
-            instance_id: child_id(&episode.instance, id, arg),
-            name: "Child".into(),
-            version: None,
-            input: None,
-            parent_trace_context: None,
-            tags: BTreeMap::new(),
-        }),
+        4 => {
+            let child = child_id(&episode.instance, id, arg);
+            ActionKind::CreateSubOrchestration(CreateSubOrchestration::new(child, "Child"))
+        }
         5 | 6 => ActionKind::SendEntityMessage(entity_message(episode, byte, id, arg)),
         7 | 8 => completion(OrchestrationStatus::Completed, Some("\"ok\"".into())),
         9 => completion(OrchestrationStatus::Failed, None),
@@ -406,12 +413,7 @@ fn completion(status: OrchestrationStatus, result: Option<String>) -> ActionKind
     let failure = (status == OrchestrationStatus::Failed)
         .then(|| FailureDetails::new("OrchestrationError", "failed on purpose"));
     ActionKind::CompleteOrchestration(CompleteOrchestration {
-        status,
-        result,
-        details: None,
-        new_version: None,
-        carryover_events: Vec::new(),
         failure,
-        tags: BTreeMap::new(),
+        ..CompleteOrchestration::new(status, result)
     })
 }

@@ -270,6 +270,7 @@ impl HubState {
                 max: limit as u64,
             });
         }
+        queue.check_positions_left(&plan)?;
         let positions = queue.push_batch(payloads, &plan);
         queue.notify.notify_waiters();
         Ok(positions)
@@ -314,6 +315,24 @@ impl HubState {
 }
 
 impl Queue {
+    /// Refuses a batch that would need positions past the last one (`u64::MAX` is never
+    /// handed out, so the position after every event exists). Only a discard point near the
+    /// end of the position space gets here.
+    fn check_positions_left(&self, plan: &[(u64, bool)]) -> Result<(), Error> {
+        let needed = plan.iter().try_fold(0u64, |sum, &(gap, duplicate)| {
+            sum.checked_add(gap)?.checked_add(1 + u64::from(duplicate))
+        });
+        let left = u64::MAX - self.next;
+        match needed {
+            Some(needed) if needed <= left => Ok(()),
+            needed => Err(Error::LimitExceeded {
+                limit: "input_positions",
+                actual: needed.unwrap_or(u64::MAX),
+                max: left,
+            }),
+        }
+    }
+
     fn push_batch(&mut self, payloads: Vec<Vec<u8>>, plan: &[(u64, bool)]) -> Vec<InputPosition> {
         let mut positions = Vec::with_capacity(payloads.len());
         for (payload, &(gap, duplicate)) in payloads.into_iter().zip(plan) {
@@ -534,5 +553,43 @@ impl Transport for MemoryTransport {
             .or_default()
             .push(sender);
         Ok(OwnershipStream::new(receiver))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A discard point at the end of the position space leaves no room: the next send is a
+    /// typed error naming the limit, not an overflow.
+    #[tokio::test]
+    async fn exhausted_positions_are_a_typed_error() {
+        let hub = MemoryHub::new(1).expect("one partition");
+        let node = hub.connect(NodeId::new("a"));
+        let p = PartitionId(0);
+        node.discard_before(p, InputPosition(u64::MAX - 1))
+            .await
+            .expect("discards");
+
+        let last = node
+            .send(p, vec![b"last".to_vec()])
+            .await
+            .expect("room for one");
+        assert_eq!(last, [InputPosition(u64::MAX - 1)]);
+        let refused = node.send(p, vec![b"one more".to_vec()]).await;
+        assert!(matches!(
+            refused,
+            Err(Error::LimitExceeded {
+                limit: "input_positions",
+                ..
+            })
+        ));
+
+        let mut input = node
+            .subscribe(p, InputPosition(u64::MAX - 1))
+            .await
+            .expect("subscribes");
+        let event = input.next().await.expect("an event").expect("no error");
+        assert_eq!(event.next_position(), InputPosition(u64::MAX));
     }
 }

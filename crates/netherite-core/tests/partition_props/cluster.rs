@@ -7,7 +7,6 @@
 //! durable log and logs `Recovered`. The scenario's workers are deterministic, so a re-issued
 //! episode gets the same answer it would have got the first time.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use netherite_core::entity::{EntityBatchResult, OperationResult};
@@ -378,17 +377,7 @@ fn gated_after(effect: &Effect) -> CommitPosition {
 }
 
 fn create(id: &InstanceId) -> CreateInstance {
-    CreateInstance {
-        instance: id.clone(),
-        name: "Scenario".into(),
-        version: None,
-        input: None,
-        tags: BTreeMap::new(),
-        scheduled_start: None,
-        execution: None,
-        replaceable: Vec::new(),
-        parent_trace_context: None,
-    }
+    CreateInstance::new(id.clone(), "Scenario")
 }
 
 /// The scenario's worker: the same work always gets the same answer.
@@ -494,21 +483,11 @@ fn first_actions(plan: &Plan, i: usize, instance: &InstanceId) -> Vec<Orchestrat
         name: format!("from-s{i}"),
         data: None,
     }));
-    kinds.push(ActionKind::ScheduleTask(ScheduleTask {
-        name: "Work".into(),
-        version: None,
-        input: None,
-        tags: BTreeMap::new(),
-        parent_trace_context: None,
-    }));
-    kinds.push(ActionKind::CreateSubOrchestration(CreateSubOrchestration {
-        instance_id: InstanceId(format!("s{i}-child!{child_partition}")),
-        name: "Child".into(),
-        version: None,
-        input: None,
-        parent_trace_context: None,
-        tags: BTreeMap::new(),
-    }));
+    kinds.push(ActionKind::ScheduleTask(ScheduleTask::new("Work")));
+    let child = InstanceId(format!("s{i}-child!{child_partition}"));
+    kinds.push(ActionKind::CreateSubOrchestration(
+        CreateSubOrchestration::new(child, "Child"),
+    ));
     (0..)
         .zip(kinds)
         .map(|(id, kind)| action(id, kind))
@@ -516,17 +495,13 @@ fn first_actions(plan: &Plan, i: usize, instance: &InstanceId) -> Vec<Orchestrat
 }
 
 fn action(id: i32, kind: ActionKind) -> OrchestratorAction {
-    OrchestratorAction { id, kind }
+    OrchestratorAction::new(id, kind)
 }
 
 fn done() -> ActionKind {
-    ActionKind::CompleteOrchestration(CompleteOrchestration {
-        status: OrchestrationStatus::Completed,
-        result: Some("\"ok\"".into()),
-        details: None,
-        new_version: None,
-        carryover_events: Vec::new(),
-        failure: None,
-        tags: BTreeMap::new(),
-    })
+    let ok = Some("\"ok\"".into());
+    ActionKind::CompleteOrchestration(CompleteOrchestration::new(
+        OrchestrationStatus::Completed,
+        ok,
+    ))
 }
