@@ -30,10 +30,10 @@ async fn contents(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
 /// log is read-only. Also returns the store's handle on its log device.
 async fn churned_store() -> (Store, BTreeMap<Vec<u8>, Vec<u8>>, MemoryDevice) {
     let log = MemoryDisk::new(512).expect("512 is a power of two").open();
-    let devices = StoreDevices {
-        log: Arc::new(log.clone()),
-        checkpoints: Arc::new(MemoryDisk::new(512).expect("512 is a power of two").open()),
-    };
+    let devices = StoreDevices::new(
+        Arc::new(log.clone()),
+        Arc::new(MemoryDisk::new(512).expect("512 is a power of two").open()),
+    );
     let mut store = Store::create(devices, config())
         .await
         .expect("a perfect disk takes every write");

@@ -9,10 +9,10 @@ async fn open(dir: &tempfile::TempDir) -> StoreDevices {
     let options = FileDeviceOptions::default().with_segment_bytes(1 << 20);
     let log = FileDevice::open(dir.path().join("log"), options);
     let checkpoints = FileDevice::open(dir.path().join("checkpoints"), options);
-    StoreDevices {
-        log: Arc::new(log.await.expect("the log directory opens")),
-        checkpoints: Arc::new(checkpoints.await.expect("the checkpoint directory opens")),
-    }
+    let log = Arc::new(log.await.expect("the log directory opens"));
+    let checkpoints = Arc::new(checkpoints.await.expect("the checkpoint directory opens"));
+    let name = |sub: &str| dir.path().join(sub).display().to_string();
+    StoreDevices::new(log, checkpoints).named(name("log"), name("checkpoints"))
 }
 
 /// A store larger than its budget on files: written, checkpointed, compacted and closed, then

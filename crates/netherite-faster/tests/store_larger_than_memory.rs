@@ -33,10 +33,7 @@ fn million_keys_under_64_mib_stay_under_budget_and_read_back() {
             MemoryDisk::new(4096).unwrap(),
             MemoryDisk::new(4096).unwrap(),
         );
-        let devices = || StoreDevices {
-            log: Arc::new(log.open()),
-            checkpoints: Arc::new(checkpoints.open()),
-        };
+        let devices = || StoreDevices::new(Arc::new(log.open()), Arc::new(checkpoints.open()));
         let config = StoreConfig {
             memory_bytes_max: BUDGET,
             index_buckets: 1 << 17,

@@ -31,10 +31,7 @@ impl Disks {
     }
 
     fn devices(&self) -> StoreDevices {
-        StoreDevices {
-            log: Arc::new(self.log.open()),
-            checkpoints: Arc::new(self.checkpoints.open()),
-        }
+        StoreDevices::new(Arc::new(self.log.open()), Arc::new(self.checkpoints.open()))
     }
 
     fn crash(&self) {
@@ -130,7 +127,9 @@ async fn truncated_snapshot_falls_back_to_the_previous_checkpoint() {
     let (_, after) = two_checkpoints(&disks).await;
     disks.crash();
 
-    let mut devices = disks.devices();
+    let mut devices = disks
+        .devices()
+        .named("p03/store-log", "p03/store-checkpoints");
     devices.log = Arc::new(CutShort {
         inner: disks.log.open(),
         size: after - 512,

@@ -62,9 +62,10 @@ impl Address {
         self.0 == 0
     }
 
-    /// This address plus `bytes`.
+    /// This address plus `bytes` (at most `u64::MAX`: a length read from damaged bytes must
+    /// not overflow before a check can refuse it).
     pub const fn add(self, bytes: u64) -> Address {
-        Address(self.0 + bytes)
+        Address(self.0.saturating_add(bytes))
     }
 
     /// The smallest multiple of `unit` (a power of two) at or above this address.

@@ -34,7 +34,7 @@ use super::address::Address;
 use super::config::{StoreConfig, StoreDevices};
 use super::index::Index;
 use super::kv::Store;
-use super::log::{HybridLog, LOG_DEVICE};
+use super::log::HybridLog;
 use super::record::{HEADER_LEN, Header, Kind, RecordRef};
 use crate::Error;
 
@@ -50,8 +50,6 @@ const MANIFEST_FIXED_LEN: usize = 4 + 8 * 8 + 4 + 8 + 4;
 const MANIFEST_SLOT_MIN: u64 = 4096;
 /// One index slot in a snapshot: the primary bucket (u32) and the slot word (u64).
 const SNAPSHOT_ENTRY_LEN: u64 = 12;
-/// What the store's error messages call the checkpoint device.
-const CHECKPOINT_DEVICE: &str = "store checkpoint device";
 
 /// What a checkpoint holds, as its manifest tells.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,14 +97,15 @@ impl Store {
     pub async fn create(devices: StoreDevices, config: StoreConfig) -> Result<Store, Error> {
         config.validate(devices.log.alignment())?;
         for slot in 0..2 {
-            if let Ok(manifest) = read_manifest(&*devices.checkpoints, slot).await {
+            let name = &devices.checkpoints_name;
+            if let Ok(manifest) = read_manifest(&*devices.checkpoints, name, slot).await {
                 return Err(Error::StoreExists {
                     version: manifest.version,
                 });
             }
         }
         clear_slots(&*devices.checkpoints, &[0, 1]).await?;
-        let mut store = Store::empty(config, devices.log, devices.checkpoints);
+        let mut store = Store::empty(config, devices);
         store.checkpoint(&[]).await?;
         tracing::info!("store created");
         Ok(store)
@@ -125,7 +124,7 @@ impl Store {
         let mut skipped = Vec::new();
         let mut manifests = Vec::new();
         for slot in 0..2 {
-            match read_manifest(&*devices.checkpoints, slot).await {
+            match read_manifest(&*devices.checkpoints, &devices.checkpoints_name, slot).await {
                 Ok(manifest) => manifests.push((slot, manifest)),
                 Err(error) if is_damage(&error) => skipped.push(error),
                 Err(error) => return Err(error),
@@ -134,7 +133,14 @@ impl Store {
         manifests.sort_by_key(|(_, manifest)| Reverse(manifest.version));
 
         for (slot, manifest) in &manifests {
-            match load_index(&*devices.log, manifest, &config).await {
+            let alignment = devices.log.alignment();
+            if !manifest.page_bytes.is_multiple_of(alignment) {
+                return Err(Error::InvalidConfig(format!(
+                    "checkpoint {} has pages of {} bytes, which {} cannot write (alignment {})",
+                    manifest.version, manifest.page_bytes, devices.log_name, alignment
+                )));
+            }
+            match load_index(&*devices.log, &devices.log_name, manifest, &config).await {
                 Ok(index) => {
                     let older = manifests.iter().find(|(_, m)| m.version < manifest.version);
                     let keep = [Some(*slot), older.map(|(s, _)| *s)];
@@ -162,10 +168,12 @@ impl Store {
     ) -> Store {
         config.page_bytes = manifest.page_bytes;
         config.index_buckets = manifest.index_buckets;
-        let mut store = Store::empty(config, devices.log.clone(), devices.checkpoints);
+        let (log, log_name) = (devices.log.clone(), devices.log_name.clone());
+        let mut store = Store::empty(config, devices);
         store.index = index;
         store.log = HybridLog::new(
-            devices.log,
+            log,
+            log_name.into(),
             manifest.page_bytes,
             store.config.record_bytes_max(),
             Address::new(manifest.begin),
@@ -195,6 +203,7 @@ impl Store {
                 max: blob_max as u64,
             });
         }
+        // Steps 1 to 3 (module docs): the log and the index on the device, durable.
         let begin = self.log.regions().begin;
         let end = self.log.fold_over().await?;
         let snapshot_at = self.log.regions().tail;
@@ -202,6 +211,7 @@ impl Store {
         self.log.skip_to(resume);
         self.log.device().flush().await?;
 
+        // Step 4: the manifest, which makes the checkpoint visible to recovery.
         let manifest = Manifest {
             version: self.checkpoints.next_version,
             page_bytes: self.log.page_bytes(),
@@ -215,6 +225,8 @@ impl Store {
             blob: blob.to_vec(),
         };
         write_manifest(&*self.checkpoints.device, &manifest).await?;
+
+        // Durable: from now on recovery may pick this checkpoint or, failing it, the previous.
         self.checkpoints.next_version += 1;
         self.checkpoints.retained_begins = [Some(begin), self.checkpoints.retained_begins[0]];
         tracing::debug!(version = manifest.version, %begin, %end, entries, "store checkpoint");
@@ -304,8 +316,8 @@ fn slot_bytes(device: &dyn LogDevice) -> u64 {
     MANIFEST_SLOT_MIN.max(device.alignment())
 }
 
-fn slot_name(slot: u64) -> String {
-    format!("manifest slot {slot} of the {CHECKPOINT_DEVICE}")
+fn slot_name(device_name: &str, slot: u64) -> String {
+    format!("manifest slot {slot} of {device_name}")
 }
 
 /// Writes the manifest into its slot and flushes the checkpoint device.
@@ -356,14 +368,18 @@ async fn clear_slots(device: &dyn LogDevice, slots: &[u64]) -> Result<(), Error>
 
 /// Reads and checks the manifest in `slot`, rereading once if a check fails (a read may be
 /// damaged on its way, and a manifest judged damaged is erased when another is used).
-async fn read_manifest(device: &dyn LogDevice, slot: u64) -> Result<Manifest, Error> {
-    match read_manifest_once(device, slot).await {
-        Err(Error::Corrupt { .. }) => read_manifest_once(device, slot).await,
+async fn read_manifest(device: &dyn LogDevice, name: &str, slot: u64) -> Result<Manifest, Error> {
+    match read_manifest_once(device, name, slot).await {
+        Err(Error::Corrupt { .. }) => read_manifest_once(device, name, slot).await,
         other => other,
     }
 }
 
-async fn read_manifest_once(device: &dyn LogDevice, slot: u64) -> Result<Manifest, Error> {
+async fn read_manifest_once(
+    device: &dyn LogDevice,
+    name: &str,
+    slot: u64,
+) -> Result<Manifest, Error> {
     let len = slot_bytes(device);
     let offset = slot * len;
     let available = device.size().saturating_sub(offset).min(len);
@@ -371,7 +387,7 @@ async fn read_manifest_once(device: &dyn LogDevice, slot: u64) -> Result<Manifes
         0 => Vec::new(),
         _ => device.read(offset, available as usize).await?,
     };
-    let what = || slot_name(slot);
+    let what = || slot_name(name, slot);
     if bytes.iter().take(MANIFEST_HEAD_LEN).all(|&b| b == 0) {
         return Err(Error::Missing {
             source_name: what(),
@@ -486,6 +502,7 @@ impl FieldReader<'_> {
 /// be damaged on its way).
 async fn load_index(
     log: &dyn LogDevice,
+    name: &str,
     manifest: &Manifest,
     config: &StoreConfig,
 ) -> Result<Index, Error> {
@@ -497,8 +514,8 @@ async fn load_index(
             max: config.memory_bytes_max,
         });
     }
-    let index = match read_snapshot(log, manifest).await {
-        Err(Error::Corrupt { .. }) => read_snapshot(log, manifest).await,
+    let index = match read_snapshot(log, name, manifest).await {
+        Err(Error::Corrupt { .. }) => read_snapshot(log, name, manifest).await,
         other => other,
     }?;
     // Overflow buckets may have made the index larger than the bucket count says.
@@ -514,16 +531,20 @@ async fn load_index(
 }
 
 /// Reads the snapshot at `manifest.snapshot_at` into a new index, checking every entry.
-async fn read_snapshot(log: &dyn LogDevice, manifest: &Manifest) -> Result<Index, Error> {
+async fn read_snapshot(
+    log: &dyn LogDevice,
+    name: &str,
+    manifest: &Manifest,
+) -> Result<Index, Error> {
     let at = manifest.snapshot_at;
     let what = || {
         format!(
-            "index snapshot of checkpoint {} in the {LOG_DEVICE}",
+            "index snapshot of checkpoint {} in {name}",
             manifest.version
         )
     };
     let data_len = manifest.snapshot_entries.saturating_mul(SNAPSHOT_ENTRY_LEN);
-    let needed = HEADER_LEN as u64 + data_len;
+    let needed = data_len.saturating_add(HEADER_LEN as u64);
     let available = log.size().saturating_sub(at);
     if available < needed {
         return Err(Error::Truncated {
@@ -618,8 +639,11 @@ mod tests {
         let disk = netherite_core::device::MemoryDisk::new(512).expect("power of two");
         let device = disk.open();
         write_manifest(&device, &sample()).await.expect("written");
-        assert_eq!(read_manifest(&device, 1).await.expect("valid"), sample());
-        let missing = read_manifest(&device, 0)
+        assert_eq!(
+            read_manifest(&device, "cp", 1).await.expect("valid"),
+            sample()
+        );
+        let missing = read_manifest(&device, "cp", 0)
             .await
             .expect_err("slot 0 is empty");
         assert!(
@@ -630,7 +654,7 @@ mod tests {
         let mut bytes = device.read(4096, 4096).await.expect("slot");
         bytes[30] ^= 1;
         device.write(4096, &bytes).await.expect("damaged");
-        let error = read_manifest(&device, 1).await.expect_err("damaged");
+        let error = read_manifest(&device, "cp", 1).await.expect_err("damaged");
         assert!(
             matches!(error, Error::Corrupt { offset: 4096, .. }),
             "{error}"

@@ -15,12 +15,40 @@ pub const KEY_BYTES_MAX: usize = 64 << 10;
 /// The log device holds the records and, after each checkpoint's records, that checkpoint's
 /// index snapshot. The checkpoint device holds only two small manifest slots, written in turn,
 /// so the newest manifest never overwrites the one before it.
+///
+/// Each device has a name for error messages, e.g. its directory: a damaged checkpoint is
+/// reported as "index snapshot of checkpoint 3 in /data/p03/store-log at offset 12288".
 #[derive(Clone, Debug)]
 pub struct StoreDevices {
     /// The device under the hybrid log.
     pub log: Arc<dyn LogDevice>,
     /// The device holding the checkpoint manifests.
     pub checkpoints: Arc<dyn LogDevice>,
+    /// What error messages call the log device.
+    pub log_name: String,
+    /// What error messages call the checkpoint device.
+    pub checkpoints_name: String,
+}
+
+impl StoreDevices {
+    /// The two devices, named "store log device" and "store checkpoint device".
+    pub fn new(log: Arc<dyn LogDevice>, checkpoints: Arc<dyn LogDevice>) -> StoreDevices {
+        StoreDevices {
+            log,
+            checkpoints,
+            log_name: "store log device".into(),
+            checkpoints_name: "store checkpoint device".into(),
+        }
+    }
+
+    /// These devices with the names error messages give them.
+    pub fn named(self, log: impl Into<String>, checkpoints: impl Into<String>) -> StoreDevices {
+        StoreDevices {
+            log_name: log.into(),
+            checkpoints_name: checkpoints.into(),
+            ..self
+        }
+    }
 }
 
 /// How a store uses memory. The defaults suit a partition of a few million small keys.

@@ -42,31 +42,58 @@ const ADDRESS_MASK: u64 = (1 << 48) - 1;
 pub(crate) struct KeyHash(u64);
 
 impl KeyHash {
-    /// Hashes `key`: words folded with a multiply-rotate, then a final avalanche.
+    /// Hashes `key`. Keys are mostly short (instance ids), so the hash reads a key of up to
+    /// 16 bytes as two (overlapping) words and mixes them with one 64x64->128-bit multiply;
+    /// longer keys fold in 16 bytes per multiply first.
     pub(crate) fn of(key: &[u8]) -> KeyHash {
-        const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut h = (key.len() as u64).wrapping_mul(K) ^ 0x6a09_e667_f3bc_c908;
-        let mut words = key.chunks_exact(8);
-        for word in &mut words {
-            let w = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
-            h = (h ^ w).wrapping_mul(K).rotate_left(29);
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            h = (h ^ u64::from_le_bytes(last))
-                .wrapping_mul(K)
-                .rotate_left(29);
-        }
-        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        KeyHash(h ^ (h >> 31))
+        const K0: u64 = 0x9e37_79b9_7f4a_7c15;
+        const K1: u64 = 0xd6e8_feb8_6659_fd93;
+        const K2: u64 = 0xa076_1d64_78bd_642f;
+        let len = key.len();
+        let mut seed = K0 ^ (len as u64).wrapping_mul(K1);
+        let (a, b) = if len <= 16 {
+            short_words(key)
+        } else {
+            let mut rest = key;
+            while rest.len() > 16 {
+                seed = fold(word(rest, 0) ^ K1, word(rest, 8) ^ seed);
+                rest = &rest[16..];
+            }
+            (word(key, len - 16), word(key, len - 8))
+        };
+        let h = fold(a ^ K1, b ^ seed);
+        KeyHash(fold(h ^ K2, (len as u64) ^ K0))
     }
 
     /// The tag of this hash, already shifted into a slot's top bits.
     fn tag(self, bits: u32) -> u64 {
         (self.0 >> (64 - bits)) << 48
+    }
+}
+
+/// The multiply of two words, its high and low halves folded together.
+fn fold(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+/// The little-endian word at `at`.
+fn word(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Two words covering a key of at most 16 bytes (overlapping when it is shorter).
+fn short_words(key: &[u8]) -> (u64, u64) {
+    let len = key.len();
+    let half = |at: usize| u64::from(u32::from_le_bytes(key[at..at + 4].try_into().expect("4")));
+    match len {
+        8.. => (word(key, 0), word(key, len - 8)),
+        4.. => (half(0), half(len - 4)),
+        1.. => {
+            let spread = u64::from(key[0]) << 16 | u64::from(key[len / 2]) << 8;
+            (spread | u64::from(key[len - 1]), 0)
+        }
+        0 => (0, 0),
     }
 }
 

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use netherite_core::device::LogDevice;
 
 use super::address::{Address, Regions};
-use super::config::{KEY_BYTES_MAX, StoreConfig};
+use super::config::{KEY_BYTES_MAX, StoreConfig, StoreDevices};
 use super::index::{Index, KeyHash, SlotRef};
-use super::log::{HybridLog, corrupt};
+use super::log::HybridLog;
 use super::record::{RecordMut, RecordRef, record_len, write_record};
 use crate::Error;
 
@@ -58,29 +58,17 @@ pub struct StoreStats {
 pub(crate) enum Hit {
     /// In memory at this address.
     Memory(Address),
-    /// On the device at this address; the whole record, verified.
-    Device(Address, Vec<u8>),
-}
-
-impl Hit {
-    /// The record's address.
-    pub(crate) fn address(&self) -> Address {
-        match self {
-            Hit::Memory(address) | Hit::Device(address, _) => *address,
-        }
-    }
+    /// On the device: the whole record, verified.
+    Device(Vec<u8>),
 }
 
 impl Store {
-    /// A store over `log` with an empty index, not yet checkpointed.
-    pub(crate) fn empty(
-        config: StoreConfig,
-        log: Arc<dyn LogDevice>,
-        checkpoints: Arc<dyn LogDevice>,
-    ) -> Store {
+    /// A store over `devices` with an empty index, not yet checkpointed.
+    pub(crate) fn empty(config: StoreConfig, devices: StoreDevices) -> Store {
         let record_max = config.record_bytes_max();
         let log = HybridLog::new(
-            log,
+            devices.log,
+            devices.log_name.into(),
             config.page_bytes,
             record_max,
             Address::FIRST,
@@ -91,7 +79,7 @@ impl Store {
             config,
             log,
             checkpoints: CheckpointState {
-                device: checkpoints,
+                device: devices.checkpoints,
                 next_version: 1,
                 retained_begins: [None, None],
                 truncated: Address::NONE,
@@ -112,7 +100,8 @@ impl Store {
             Probe::Absent => return Ok(None),
             Probe::OnDevice(address) => address,
         };
-        let hit = self.find(key, head, Address::NONE).await?;
+        // Boxed, so that the fast path's future stays small.
+        let hit = Box::pin(self.find(key, head)).await?;
         Ok(hit.and_then(|hit| self.with_record(&hit, value_of)))
     }
 
@@ -141,7 +130,7 @@ impl Store {
             return Err(key_too_long(key));
         }
         let (slot, head) = self.slot_for(KeyHash::of(key)).await?;
-        let hit = self.find(key, head, Address::NONE).await?;
+        let hit = self.find(key, head).await?;
         let (old_exists, new) = match &hit {
             None => (false, update(None)),
             Some(hit) => self.with_record(hit, |record| {
@@ -211,16 +200,11 @@ impl Store {
         &self.config
     }
 
-    /// The newest record of `key` at or above `floor` (and `begin`), walking from `head`.
-    pub(crate) async fn find(
-        &self,
-        key: &[u8],
-        head: Address,
-        floor: Address,
-    ) -> Result<Option<Hit>, Error> {
-        let floor = floor.max(self.log.begin());
+    /// The newest record of `key` at or above `begin`, walking from `head`.
+    pub(crate) async fn find(&self, key: &[u8], head: Address) -> Result<Option<Hit>, Error> {
+        let begin = self.log.begin();
         let mut address = head;
-        while address >= floor {
+        while address >= begin {
             let previous = if let Some(record) = self.log.record_at(address) {
                 if record.key() == key {
                     return Ok(Some(Hit::Memory(address)));
@@ -230,12 +214,14 @@ impl Store {
                 let bytes = self.log.read_from_device(address, key.len()).await?;
                 let record = RecordRef::new(&bytes).expect("a verified whole record");
                 if record.key() == key {
-                    return Ok(Some(Hit::Device(address, bytes)));
+                    return Ok(Some(Hit::Device(bytes)));
                 }
                 record.header.previous
             };
             if previous >= address.get() {
-                return Err(corrupt(address, format!("chain goes up to {previous}")));
+                return Err(self
+                    .log
+                    .corrupt(address, format!("chain goes up to {previous}")));
             }
             address = Address::new(previous);
         }
@@ -246,7 +232,7 @@ impl Store {
     pub(crate) fn with_record<R>(&self, hit: &Hit, f: impl FnOnce(RecordRef<'_>) -> R) -> R {
         match hit {
             Hit::Memory(address) => f(self.log.record_at(*address).expect("hit in memory")),
-            Hit::Device(_, bytes) => f(RecordRef::new(bytes).expect("a verified whole record")),
+            Hit::Device(bytes) => f(RecordRef::new(bytes).expect("a verified whole record")),
         }
     }
 

@@ -18,7 +18,6 @@
 //! checksum verified. Device writes are whole frames at frame starts, so they are aligned for
 //! every device whose alignment divides the page size.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use netherite_core::device::LogDevice;
@@ -29,9 +28,6 @@ use crate::Error;
 
 /// Bytes read past the key on a device read, in the hope of getting the value in one read.
 const READ_AHEAD: usize = 256;
-
-/// What the store's error messages call the log device.
-pub(crate) const LOG_DEVICE: &str = "store log device";
 
 /// A run of whole pages in memory.
 #[derive(Debug)]
@@ -51,10 +47,14 @@ impl Frame {
 #[derive(Debug)]
 pub(crate) struct HybridLog {
     device: Arc<dyn LogDevice>,
+    /// What error messages call the device.
+    name: Arc<str>,
     page_bytes: u64,
     sector: u64,
     record_bytes_max: u64,
-    frames: VecDeque<Frame>,
+    /// Oldest first. A `Vec` rather than a deque: lookups (every read) index it, while the
+    /// front is removed only once per evicted page.
+    frames: Vec<Frame>,
     frames_bytes: u64,
     begin: Address,
     read_only: Address,
@@ -65,6 +65,7 @@ impl HybridLog {
     /// A log over `device` whose live records span `begin..tail`, none of them in memory.
     pub(crate) fn new(
         device: Arc<dyn LogDevice>,
+        name: Arc<str>,
         page_bytes: u64,
         record_bytes_max: u64,
         begin: Address,
@@ -73,9 +74,10 @@ impl HybridLog {
         HybridLog {
             sector: device.alignment(),
             device,
+            name,
             page_bytes,
             record_bytes_max,
-            frames: VecDeque::new(),
+            frames: Vec::new(),
             frames_bytes: 0,
             begin,
             read_only: tail,
@@ -88,6 +90,11 @@ impl HybridLog {
         &self.device
     }
 
+    /// What error messages call the device.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The page size.
     pub(crate) fn page_bytes(&self) -> u64 {
         self.page_bytes
@@ -97,7 +104,7 @@ impl HybridLog {
     pub(crate) fn regions(&self) -> Regions {
         let lowest = self
             .frames
-            .front()
+            .first()
             .map_or(self.tail, |f| Address::new(f.start));
         Regions {
             begin: self.begin,
@@ -124,9 +131,9 @@ impl HybridLog {
 
     /// The frame holding `address`, if it is in memory.
     fn frame_of(&self, address: u64) -> Option<usize> {
-        let first = self.frames.front()?.start;
+        let first = self.frames.first()?.start;
         // Most frames are one page and follow each other: try the frame a page count away.
-        let guess = (address.checked_sub(first)? / self.page_bytes) as usize;
+        let guess = (address.checked_sub(first)? >> self.page_bytes.trailing_zeros()) as usize;
         if let Some(frame) = self.frames.get(guess)
             && frame.start <= address
             && address < frame.end()
@@ -189,7 +196,7 @@ impl HybridLog {
     /// Whether the tail lies inside the newest frame.
     fn has_open_frame(&self) -> bool {
         self.frames
-            .back()
+            .last()
             .is_some_and(|f| self.tail.get() >= f.start && self.tail.get() < f.end())
     }
 
@@ -220,7 +227,7 @@ impl HybridLog {
         let start = self.tail.round_down(self.page_bytes).get();
         let size = (self.tail.get() - start + len).next_multiple_of(self.page_bytes);
         self.make_room(size, frames_budget).await?;
-        self.frames.push_back(Frame {
+        self.frames.push(Frame {
             start,
             bytes: vec![0; size as usize].into_boxed_slice(),
         });
@@ -255,7 +262,7 @@ impl HybridLog {
     pub(crate) async fn make_room(&mut self, extra: u64, frames_budget: u64) -> Result<(), Error> {
         while self.frames_bytes + extra > frames_budget {
             let tail = self.tail.get();
-            let Some(front) = self.frames.front().filter(|f| f.end() <= tail) else {
+            let Some(front) = self.frames.first().filter(|f| f.end() <= tail) else {
                 return Err(Error::LimitExceeded {
                     limit: "memory_bytes_max",
                     actual: self.frames_bytes + extra,
@@ -266,7 +273,7 @@ impl HybridLog {
             if end > self.read_only {
                 self.advance_read_only(end).await?;
             }
-            let evicted = self.frames.pop_front().expect("front checked above");
+            let evicted = self.frames.remove(0);
             self.frames_bytes -= evicted.bytes.len() as u64;
         }
         Ok(())
@@ -297,7 +304,7 @@ impl HybridLog {
     /// the tail's page and makes the whole log read-only. Returns the end of the records.
     pub(crate) async fn fold_over(&mut self) -> Result<Address, Error> {
         let end = self.tail;
-        let open = self.frames.back().filter(|_| self.has_open_frame());
+        let open = self.frames.last().filter(|_| self.has_open_frame());
         let Some(open_start) = open.map(|f| Address::new(f.start)) else {
             self.advance_read_only(end).await?;
             self.tail = end.round_up(self.page_bytes);
@@ -312,7 +319,7 @@ impl HybridLog {
             .add(HEADER_LEN as u64)
             .min(page_end)
             .round_up(self.sector);
-        let frame = self.frames.back().expect("the open frame");
+        let frame = self.frames.last().expect("the open frame");
         let len = (written.get() - frame.start) as usize;
         self.device.write(frame.start, &frame.bytes[..len]).await?;
         self.tail = page_end;
@@ -332,9 +339,18 @@ impl HybridLog {
     pub(crate) fn set_begin(&mut self, begin: Address) {
         debug_assert!(begin <= self.read_only);
         self.begin = self.begin.max(begin);
-        while let Some(front) = self.frames.front().filter(|f| f.end() <= self.begin.get()) {
+        while let Some(front) = self.frames.first().filter(|f| f.end() <= self.begin.get()) {
             self.frames_bytes -= front.bytes.len() as u64;
-            self.frames.pop_front();
+            self.frames.remove(0);
+        }
+    }
+
+    /// The error for a damaged record at `address`.
+    pub(crate) fn corrupt(&self, address: Address, reason: String) -> Error {
+        Error::Corrupt {
+            source_name: format!("record in {}", self.name),
+            offset: address.get(),
+            reason,
         }
     }
 
@@ -359,7 +375,7 @@ impl HybridLog {
         let available = self.device.size().saturating_sub(at);
         let first = ((HEADER_LEN + key_len + READ_AHEAD) as u64).min(available);
         let truncated = |needed: u64| Error::Truncated {
-            source_name: format!("record in the {LOG_DEVICE}"),
+            source_name: format!("record in {}", self.name),
             offset: at,
             needed,
             available,
@@ -370,43 +386,30 @@ impl HybridLog {
         let mut bytes = self.device.read(at, first as usize).await?;
         let len = self.check_header(address, &Header::parse(&bytes))?;
         if len > available {
-            return Err(truncated(len));
+            let reason = format!("record length {len} runs past the end of the device");
+            return Err(self.corrupt(address, reason));
         }
         if len > first {
             bytes = self.device.read(at, len as usize).await?;
         }
-        bytes.truncate(len as usize);
-        let record = RecordRef::new(&bytes).expect("holds the whole record");
-        if !record.verify() {
-            return Err(corrupt(address, "checksum mismatch".into()));
+        // The second read may disagree with the first about the length: check it whole.
+        let whole = RecordRef::new(&bytes).filter(|r| r.header.record_len() == len && r.verify());
+        if whole.is_none() {
+            return Err(self.corrupt(address, "checksum mismatch".into()));
         }
+        bytes.truncate(len as usize);
         Ok(bytes)
     }
 
     /// Checks that a header read from the device is a record of sane length; returns it.
     fn check_header(&self, address: Address, header: &Header) -> Result<u64, Error> {
         if header.kind() != Kind::Record {
-            return Err(corrupt(
-                address,
-                "a chain points at something not a record".into(),
-            ));
+            return Err(self.corrupt(address, "a chain points at something not a record".into()));
         }
         let len = header.record_len();
         if len > self.record_bytes_max + RECORD_ALIGN {
-            return Err(corrupt(
-                address,
-                format!("record length {len} is past the limit"),
-            ));
+            return Err(self.corrupt(address, format!("record length {len} is past the limit")));
         }
         Ok(len)
-    }
-}
-
-/// A damaged record of the log device.
-pub(crate) fn corrupt(address: Address, reason: String) -> Error {
-    Error::Corrupt {
-        source_name: format!("record in the {LOG_DEVICE}"),
-        offset: address.get(),
-        reason,
     }
 }

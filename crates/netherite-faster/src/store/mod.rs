@@ -30,10 +30,7 @@
 //! # let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
 //! # runtime.block_on(async {
 //! let (log, checkpoints) = (MemoryDisk::new(512)?, MemoryDisk::new(512)?);
-//! let devices = || StoreDevices {
-//!     log: Arc::new(log.open()),
-//!     checkpoints: Arc::new(checkpoints.open()),
-//! };
+//! let devices = || StoreDevices::new(Arc::new(log.open()), Arc::new(checkpoints.open()));
 //! let mut store = Store::create(devices(), StoreConfig::default()).await?;
 //! store.upsert(b"instance-1", b"running").await?;
 //! store.checkpoint(b"commit position 17").await?;

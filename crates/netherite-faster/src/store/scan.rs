@@ -12,7 +12,7 @@
 use super::address::Address;
 use super::index::KeyHash;
 use super::kv::Store;
-use super::log::{HybridLog, LOG_DEVICE, corrupt};
+use super::log::HybridLog;
 use super::record::{HEADER_LEN, Header, Kind, RecordRef};
 use crate::Error;
 
@@ -66,10 +66,17 @@ impl LogCursor {
                 record: None,
             }
         } else if let Some(bytes) = log.bytes_at(address) {
-            step_in_memory(address, page_end, bytes)?
+            step_in_memory(log, address, page_end, bytes)?
         } else {
             self.step_on_device(log, address, page_end).await?
         };
+        if step.next > page_end && step.next > self.end {
+            let reason = format!(
+                "a skip region reaches {}, past the end {}",
+                step.next, self.end
+            );
+            return Err(log.corrupt(address, reason));
+        }
         self.position = step.next;
         Ok(Some(step))
     }
@@ -84,24 +91,37 @@ impl LogCursor {
         let bytes = self.page_bytes_at(log, address, page_end).await?;
         if bytes.len() < HEADER_LEN {
             return Err(Error::Truncated {
-                source_name: format!("scan of the {LOG_DEVICE}"),
+                source_name: format!("scan of {}", log.name()),
                 offset: address.get(),
                 needed: HEADER_LEN as u64,
                 available: bytes.len() as u64,
             });
         }
+        // Every header read from the device is checked before the scan trusts its lengths;
+        // a damaged one is read again once, straight from the device.
         let header = Header::parse(bytes);
         if header.kind() != Kind::Record {
-            return marker_step(address, page_end, &header);
+            if marker_intact(bytes) {
+                return marker_step(log, address, page_end, &header);
+            }
+            let fresh = log.device().read(address.get(), HEADER_LEN).await?;
+            if !marker_intact(&fresh) {
+                return Err(log.corrupt(address, "a damaged pad or skip header".into()));
+            }
+            return marker_step(log, address, page_end, &Header::parse(&fresh));
         }
-        let len = header.record_len();
-        let verified = RecordRef::new(bytes).is_some_and(|record| record.verify());
-        let record = if verified {
-            bytes[..len as usize].to_vec()
-        } else {
-            log.read_from_device(address, header.key_len as usize)
-                .await?
+        let whole = RecordRef::new(bytes).filter(|record| record.verify());
+        let record = match whole {
+            Some(record) => bytes[..record.header.record_len() as usize].to_vec(),
+            None => {
+                log.read_from_device(address, header.key_len as usize)
+                    .await?
+            }
         };
+        let len = RecordRef::new(&record)
+            .expect("a whole record")
+            .header
+            .record_len();
         Ok(Step {
             address,
             next: address.add(len),
@@ -136,13 +156,18 @@ impl LogCursor {
 }
 
 /// The step at `address`, whose bytes (to the end of its frame) are in memory.
-fn step_in_memory(address: Address, page_end: Address, bytes: &[u8]) -> Result<Step, Error> {
+fn step_in_memory(
+    log: &HybridLog,
+    address: Address,
+    page_end: Address,
+    bytes: &[u8],
+) -> Result<Step, Error> {
     let header = Header::parse(bytes);
     if header.kind() != Kind::Record {
-        return marker_step(address, page_end, &header);
+        return marker_step(log, address, page_end, &header);
     }
     let record = RecordRef::new(bytes)
-        .ok_or_else(|| corrupt(address, "a record in memory runs past its frame".into()))?;
+        .ok_or_else(|| log.corrupt(address, "a record in memory runs past its frame".into()))?;
     let len = record.header.record_len();
     Ok(Step {
         address,
@@ -151,11 +176,24 @@ fn step_in_memory(address: Address, page_end: Address, bytes: &[u8]) -> Result<S
     })
 }
 
+/// Whether the header at the start of `bytes` is zeros (never written: a pad) or a pad or
+/// skip header whose checksum holds.
+fn marker_intact(bytes: &[u8]) -> bool {
+    bytes[..HEADER_LEN].iter().all(|&b| b == 0) || RecordRef::new(bytes).is_some_and(|r| r.verify())
+}
+
 /// The step of a pad or skip header.
-fn marker_step(address: Address, page_end: Address, header: &Header) -> Result<Step, Error> {
+fn marker_step(
+    log: &HybridLog,
+    address: Address,
+    page_end: Address,
+    header: &Header,
+) -> Result<Step, Error> {
     let next = match header.kind() {
         Kind::Skip(len) if len >= HEADER_LEN as u64 => address.add(len),
-        Kind::Skip(len) => return Err(corrupt(address, format!("a skip region of length {len}"))),
+        Kind::Skip(len) => {
+            return Err(log.corrupt(address, format!("a skip region of length {len}")));
+        }
         Kind::Pad | Kind::Record => page_end,
     };
     Ok(Step {
@@ -177,10 +215,10 @@ fn marker_step(address: Address, page_end: Address, header: &Header) -> Result<S
 /// # use netherite_faster::store::{Store, StoreConfig, StoreDevices};
 /// # let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
 /// # runtime.block_on(async {
-/// # let devices = StoreDevices {
-/// #     log: Arc::new(MemoryDisk::new(512)?.open()),
-/// #     checkpoints: Arc::new(MemoryDisk::new(512)?.open()),
-/// # };
+/// # let devices = StoreDevices::new(
+/// #     Arc::new(MemoryDisk::new(512)?.open()),
+/// #     Arc::new(MemoryDisk::new(512)?.open()),
+/// # );
 /// # let config = StoreConfig { memory_bytes_max: 1 << 20, index_buckets: 64, page_bytes: 4096,
 /// #     ..StoreConfig::default() };
 /// let mut store = Store::create(devices, config).await?;
@@ -227,6 +265,10 @@ impl Store {
     }
 
     /// Whether `record`, found at `address`, is the newest of its key and not a tombstone.
+    ///
+    /// Walks the chain down to `address` without reading the record there: reaching it before
+    /// any other record of the key proves it the newest. Cold keys, whose chain head is the
+    /// record itself, cost no read at all.
     pub(crate) async fn is_live(
         &self,
         record: &RecordRef<'_>,
@@ -235,8 +277,27 @@ impl Store {
         if record.header.is_tombstone() {
             return Ok(false);
         }
-        let head = self.index.find(KeyHash::of(record.key()));
-        let newest = self.find(record.key(), head, address).await?;
-        Ok(newest.is_some_and(|hit| hit.address() == address))
+        let key = record.key();
+        let mut at = self.index.find(KeyHash::of(key));
+        while at > address {
+            let previous = if let Some(newer) = self.log.record_at(at) {
+                if newer.key() == key {
+                    return Ok(false);
+                }
+                newer.header.previous
+            } else {
+                let bytes = self.log.read_from_device(at, key.len()).await?;
+                let newer = RecordRef::new(&bytes).expect("a verified whole record");
+                if newer.key() == key {
+                    return Ok(false);
+                }
+                newer.header.previous
+            };
+            if previous >= at.get() {
+                return Err(self.log.corrupt(at, format!("chain goes up to {previous}")));
+            }
+            at = Address::new(previous);
+        }
+        Ok(at == address)
     }
 }

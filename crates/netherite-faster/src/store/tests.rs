@@ -53,10 +53,7 @@ async fn run(ops: &[Op]) {
         MemoryDisk::new(512).expect("2^9"),
         MemoryDisk::new(512).expect("2^9"),
     );
-    let devices = || StoreDevices {
-        log: Arc::new(log.open()),
-        checkpoints: Arc::new(checkpoints.open()),
-    };
+    let devices = || StoreDevices::new(Arc::new(log.open()), Arc::new(checkpoints.open()));
     let mut store = Store::create(devices(), config()).await.expect("created");
     let mut model = BTreeMap::new();
     for op in ops {
@@ -111,10 +108,7 @@ async fn records_larger_than_a_page_round_trip() {
         MemoryDisk::new(512).expect("2^9"),
         MemoryDisk::new(512).expect("2^9"),
     );
-    let devices = || StoreDevices {
-        log: Arc::new(log.open()),
-        checkpoints: Arc::new(checkpoints.open()),
-    };
+    let devices = || StoreDevices::new(Arc::new(log.open()), Arc::new(checkpoints.open()));
     let mut store = Store::create(devices(), config()).await.expect("created");
     let big = |b: u8| vec![b; 7000];
     store.upsert(b"small", b"s").await.expect("upsert");
@@ -153,10 +147,10 @@ fn store_and_its_futures_are_send() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let devices = StoreDevices {
-            log: Arc::new(MemoryDisk::new(512).expect("2^9").open()),
-            checkpoints: Arc::new(MemoryDisk::new(512).expect("2^9").open()),
-        };
+        let devices = StoreDevices::new(
+            Arc::new(MemoryDisk::new(512).expect("2^9").open()),
+            Arc::new(MemoryDisk::new(512).expect("2^9").open()),
+        );
         let mut store = Store::create(devices, config()).await.expect("created");
         let upsert = store.upsert(b"k", b"v");
         send(&upsert);
