@@ -79,10 +79,11 @@ impl StateStore {
         devices: &PartitionDevices,
         config: StoreConfig,
     ) -> Result<(StateStore, Option<CheckpointBlob>), Error> {
-        let store_devices = StoreDevices {
-            log: devices.store_log.clone(),
-            checkpoints: devices.store_checkpoints.clone(),
-        };
+        let store_devices =
+            StoreDevices::new(devices.store_log.clone(), devices.store_checkpoints.clone()).named(
+                format!("partition {partition} store log"),
+                format!("partition {partition} store checkpoints"),
+            );
         let fresh = devices.store_log.size() == 0 && devices.store_checkpoints.size() == 0;
         let (store, blob) = if fresh {
             let store = Store::create(store_devices, config).await;
