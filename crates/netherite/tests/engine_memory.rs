@@ -14,7 +14,7 @@ use netherite::host::{HostConfig, MemoryStorage, PartitionDevices, PartitionStor
 use netherite::settings::Settings;
 use netherite_core::device::LogDevice;
 use netherite_core::model::EventKind;
-use netherite_core::transport::{MemoryHub, NodeId};
+use netherite_core::transport::{MemoryHub, NodeId, TransportFaults};
 use netherite_core::{InstanceId, PartitionId};
 
 fn memory_settings() -> Settings {
@@ -260,5 +260,50 @@ impl LogDevice for GatedDevice {
 
     async fn release(&self) -> Result<(), netherite_core::Error> {
         self.inner.release().await
+    }
+}
+
+/// Over a transport that loses sends, duplicates payloads, redelivers, delays and leaves gaps
+/// (all legal under its at-least-once contract), every instance still completes exactly once
+/// with the right result: partitions and clients drop what they already have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulty_transport_still_runs_everything_once() {
+    for seed in 1..=4 {
+        let faults = TransportFaults {
+            seed,
+            drop_rate: 0.05,
+            duplicate_rate: 0.1,
+            redeliver_rate: 0.05,
+            delay_rate: 0.05,
+            delay_max: Duration::from_millis(5),
+            gap_rate: 0.1,
+        };
+        let hub = MemoryHub::new(PARTITIONS).expect("hub").with_faults(faults);
+        let engine = engine_on(&hub, &MemoryStorage::new()).await;
+        let client = engine.client();
+
+        let mut expected = Vec::new();
+        for i in 0..24u64 {
+            let (name, sum) = if i % 2 == 0 {
+                ("Parent", 6)
+            } else {
+                ("FanOut", 14)
+            };
+            expected.push((run(&client, name, &format!("faulty-{i}"), &3u64).await, sum));
+        }
+
+        for (id, sum) in &expected {
+            let done = finish(&client, id).await;
+            assert_eq!(
+                output::<u64>(&done).expect("a number"),
+                *sum,
+                "seed {seed}: {id}"
+            );
+            let history = client.history(id).await.expect("history");
+            let starts = count(&history, |k| matches!(k, EventKind::ExecutionStarted(_)));
+            let ends = count(&history, |k| matches!(k, EventKind::ExecutionCompleted(_)));
+            assert_eq!((starts, ends), (1, 1), "seed {seed}: {id}");
+        }
+        engine.shutdown().await.expect("clean shutdown");
     }
 }
