@@ -12,7 +12,7 @@ use netherite::Engine;
 use netherite::client::{Client, ClientOptions, output};
 use netherite::host::{HostConfig, MemoryStorage, PartitionDevices, PartitionStorage};
 use netherite::settings::Settings;
-use netherite_core::device::LogDevice;
+use netherite_core::device::{DeviceFaults, LogDevice};
 use netherite_core::model::EventKind;
 use netherite_core::transport::{MemoryHub, NodeId, TransportFaults};
 use netherite_core::{InstanceId, PartitionId};
@@ -47,14 +47,20 @@ async fn sequence_completes_in_memory() {
     engine.shutdown().await.expect("clean shutdown");
 }
 
-/// A crash at an arbitrary moment (the engine aborted, then every write not yet flushed lost)
-/// loses no acknowledged start and runs nothing twice: an engine started on the same hub and
+/// A crash at an arbitrary moment (the engine aborted, then the writes not yet flushed torn
+/// or lost, on disks whose flushes sometimes fail and whose reads are sometimes damaged) loses no acknowledged start and runs
+/// nothing twice: an engine started on the same hub and
 /// disks sees every acknowledged instance complete, each with one start and one end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_mid_flight_loses_nothing_acknowledged() {
     for round in 0..4u64 {
         let hub = MemoryHub::new(PARTITIONS).expect("hub");
-        let storage = MemoryStorage::new();
+        let storage = MemoryStorage::with_faults(DeviceFaults {
+            seed: round,
+            torn_writes: true,
+            flush_failure_rate: 0.02,
+            read_corruption_rate: 0.01,
+        });
 
         // Phase 1: start work from several tasks, crash after a round-dependent pause.
         let engine = engine_on(&hub, &storage).await;

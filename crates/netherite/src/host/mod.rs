@@ -67,6 +67,10 @@ use crate::settings::Settings;
 
 /// Pending commands per partition before senders wait (back-pressure).
 const COMMANDS_MAX: usize = 4096;
+/// How often recovery is tried when a device fails in a retryable way.
+const RECOVERY_ATTEMPTS_MAX: u32 = 5;
+/// The pause before the second attempt; it doubles with each further one.
+const RECOVERY_RETRY_DELAY: Duration = Duration::from_millis(20);
 
 /// How the hosts of a node run their partitions.
 #[derive(Clone, Debug)]
@@ -254,7 +258,8 @@ impl PartitionHost {
         context: Arc<HostContext>,
     ) -> Result<PartitionHost, Error> {
         let devices = context.storage.open(partition).await?;
-        let recovered = match recover(&devices, &context.recovery_config(partition)).await {
+        let recovered = match recover_retrying(&devices, &context.recovery_config(partition)).await
+        {
             Ok(recovered) => recovered,
             Err(error) => {
                 devices.release(partition).await;
@@ -334,6 +339,40 @@ impl PartitionHost {
             partition: self.partition,
             reason: "its host has stopped".into(),
         }
+    }
+}
+
+/// Recovers the partition, trying again a few times when a device fails in a way that may
+/// pass (recovery only reads, or rewrites what it already decided, so it can run again).
+async fn recover_retrying(
+    devices: &PartitionDevices,
+    config: &RecoveryConfig,
+) -> Result<RecoveredPartition, Error> {
+    let (mut attempt, mut delay) = (1, RECOVERY_RETRY_DELAY);
+    loop {
+        match recover(devices, config).await {
+            Err(error) if attempt < RECOVERY_ATTEMPTS_MAX && is_retryable(&error) => {
+                tracing::warn!(partition = %config.partition.partition, attempt, %error,
+                    "recovery failed; trying again");
+                tokio::time::sleep(delay).await;
+                (attempt, delay) = (attempt + 1, delay * 2);
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Whether a storage error is a device failure that may pass when retried.
+fn is_retryable(error: &Error) -> bool {
+    let Error::Storage { source, .. } = error else {
+        return false;
+    };
+    match source.downcast_ref::<netherite_faster::Error>() {
+        Some(netherite_faster::Error::Device(device)) => device.is_retryable(),
+        Some(_) => false,
+        None => source
+            .downcast_ref::<netherite_core::Error>()
+            .is_some_and(netherite_core::Error::is_retryable),
     }
 }
 

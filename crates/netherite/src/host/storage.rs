@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use netherite_core::PartitionId;
-use netherite_core::device::{LogDevice, MemoryDisk};
+use netherite_core::device::{DeviceFaults, LogDevice, MemoryDisk};
 
 use crate::Error;
 
@@ -76,6 +76,7 @@ pub trait PartitionStorage: Send + Sync + fmt::Debug {
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStorage {
     disks: Arc<Mutex<HashMap<PartitionId, [MemoryDisk; 3]>>>,
+    faults: DeviceFaults,
 }
 
 /// The alignment of the in-memory disks: a page blob's sector.
@@ -85,6 +86,15 @@ impl MemoryStorage {
     /// Storage with no partition yet.
     pub fn new() -> MemoryStorage {
         MemoryStorage::default()
+    }
+
+    /// Storage whose disks have `faults` switched on (each disk's generator seeded from
+    /// `faults.seed`, its partition and its role).
+    pub fn with_faults(faults: DeviceFaults) -> MemoryStorage {
+        MemoryStorage {
+            faults,
+            ..MemoryStorage::default()
+        }
     }
 
     /// Loses everything that was not flushed on every disk, as a power cut would; open
@@ -106,8 +116,15 @@ impl MemoryStorage {
         if let Some(found) = disks.get(&partition) {
             return Ok(found.clone());
         }
-        let new = || MemoryDisk::new(MEMORY_ALIGNMENT).map_err(|e| device_error(partition, e));
-        let made = [new()?, new()?, new()?];
+        let new = |role: u64| {
+            let disk = MemoryDisk::new(MEMORY_ALIGNMENT).map_err(|e| device_error(partition, e))?;
+            let seed = self.faults.seed ^ (u64::from(partition.0) << 8 | role);
+            Ok::<_, Error>(disk.with_faults(DeviceFaults {
+                seed,
+                ..self.faults.clone()
+            }))
+        };
+        let made = [new(0)?, new(1)?, new(2)?];
         disks.insert(partition, made.clone());
         Ok(made)
     }
