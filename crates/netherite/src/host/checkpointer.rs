@@ -23,7 +23,13 @@ use tokio::task::JoinHandle;
 
 use super::checkpoint::StateStore;
 use super::durability::DurableWatch;
+use super::is_retryable;
 use crate::Error;
+
+/// How often one checkpoint is tried when a device fails in a retryable way.
+const ATTEMPTS_MAX: u32 = 4;
+/// The pause before the second attempt; it doubles with each further one.
+const RETRY_DELAY: Duration = Duration::from_millis(10);
 
 /// When checkpoints are due.
 #[derive(Clone, Copy, Debug)]
@@ -237,7 +243,7 @@ impl CheckpointTask {
     ) {
         while let Some(job) = jobs.recv().await {
             let started = Instant::now();
-            let result = self.take(&job).await;
+            let result = self.take_retrying(&job).await;
             if result.is_ok() {
                 tracing::info!(partition = %self.partition, commit = %job.commit,
                     input = %job.input, state_bytes = job.encoded.len(),
@@ -245,6 +251,23 @@ impl CheckpointTask {
             }
             if done.send(result).await.is_err() {
                 return;
+            }
+        }
+    }
+
+    /// Takes the checkpoint, trying again a few times when a device fails in a way that may
+    /// pass (the store keeps the failed attempt's version for the next one).
+    async fn take_retrying(&mut self, job: &Job) -> Result<Covered, Error> {
+        let (mut attempt, mut delay) = (1, RETRY_DELAY);
+        loop {
+            match self.take(job).await {
+                Err(error) if attempt < ATTEMPTS_MAX && is_retryable(&error) => {
+                    tracing::warn!(partition = %self.partition, attempt, %error,
+                        "checkpoint failed; trying again");
+                    tokio::time::sleep(delay).await;
+                    (attempt, delay) = (attempt + 1, delay * 2);
+                }
+                done => return done,
             }
         }
     }
