@@ -27,6 +27,7 @@
 //! [`Engine::shutdown`] stops every host gracefully, each taking a last checkpoint.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -54,6 +55,8 @@ const HOST_WAIT_MAX: Duration = Duration::from_secs(30);
 pub(crate) struct HostMap {
     hosts: RwLock<HashMap<PartitionId, Arc<PartitionHost>>>,
     changed: tokio::sync::Notify,
+    /// Set when the engine stops: reads fail at once instead of waiting for a host.
+    closed: AtomicBool,
 }
 
 impl HostMap {
@@ -64,6 +67,9 @@ impl HostMap {
             let changed = self.changed.notified();
             if let Some(host) = self.lock_read().get(&partition) {
                 return Ok(host.clone());
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed("the engine has shut down".into()));
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 return Err(Error::PartitionNotHosted { partition });
@@ -87,6 +93,12 @@ impl HostMap {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         hosts.insert(host.partition(), Arc::new(host));
         drop(hosts);
+        self.changed.notify_waiters();
+    }
+
+    /// Marks the engine stopped: reads of partitions no longer hosted fail at once.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
         self.changed.notify_waiters();
     }
 
@@ -285,6 +297,7 @@ impl Engine {
 
     async fn stop(&self) -> Result<(), Error> {
         self.stop_following();
+        self.hosts.close();
         let hosts = self.hosts.all();
         let results = join_all(hosts.iter().map(|host| host.shutdown())).await;
         for host in &hosts {
@@ -308,6 +321,7 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop_following();
+        self.hosts.close();
         for host in self.hosts.all() {
             host.abort();
             self.hosts.remove(host.partition());

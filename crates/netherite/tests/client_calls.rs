@@ -413,3 +413,19 @@ async fn bad_requests_are_typed_errors() {
     );
     engine.shutdown().await.expect("clean shutdown");
 }
+
+/// After the engine shut down, a client of it fails at once with `Closed`, on writes and reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_of_a_stopped_engine_fails_fast() {
+    let (engine, _dir) = start().await;
+    let client = engine.client();
+    engine.shutdown().await.expect("clean shutdown");
+
+    let started = std::time::Instant::now();
+    let read = client.get_state(&InstanceId::new("x"), false).await;
+    let write = client.start(StartOptions::new("Hello")).await;
+
+    assert!(matches!(read, Err(Error::Closed(_))), "{read:?}");
+    assert!(matches!(write, Err(Error::Closed(_))), "{write:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

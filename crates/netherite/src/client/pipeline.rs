@@ -234,6 +234,9 @@ fn retryable(error: &netherite_core::Error) -> bool {
 }
 
 fn transport_error(partition: PartitionId, error: &netherite_core::Error) -> Error {
+    if matches!(error, netherite_core::Error::Closed) {
+        return Error::Closed("the transport has shut down".into());
+    }
     let source = match error {
         netherite_core::Error::LimitExceeded { limit, actual, max } => {
             netherite_core::Error::LimitExceeded {
@@ -242,7 +245,6 @@ fn transport_error(partition: PartitionId, error: &netherite_core::Error) -> Err
                 max: *max,
             }
         }
-        netherite_core::Error::Closed => netherite_core::Error::Closed,
         other => netherite_core::Error::Io {
             operation: "send",
             reason: other.to_string(),
