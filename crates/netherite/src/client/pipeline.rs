@@ -48,26 +48,36 @@ struct Outgoing {
 /// Callers waiting for answers, by request number.
 #[derive(Debug, Default)]
 struct Pending {
-    waiting: Mutex<HashMap<RequestSeq, oneshot::Sender<Answer>>>,
+    waiting: Mutex<Waiting>,
+}
+
+/// The map of waiting callers and the size at which it is next swept.
+#[derive(Debug, Default)]
+struct Waiting {
+    callers: HashMap<RequestSeq, oneshot::Sender<Answer>>,
+    sweep_at: usize,
 }
 
 impl Pending {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RequestSeq, oneshot::Sender<Answer>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         self.waiting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Registers a caller. Callers that gave up (timed out) are swept out now and then: when
+    /// the map doubled since the last sweep, so that sweeping costs O(1) per call.
     fn insert(&self, seq: RequestSeq, reply: oneshot::Sender<Answer>) {
         let mut waiting = self.lock();
-        if waiting.len() >= PENDING_SWEEP_AT {
-            waiting.retain(|_, reply| !reply.is_closed());
+        if waiting.callers.len() >= waiting.sweep_at.max(PENDING_SWEEP_AT) {
+            waiting.callers.retain(|_, reply| !reply.is_closed());
+            waiting.sweep_at = 2 * waiting.callers.len();
         }
-        waiting.insert(seq, reply);
+        waiting.callers.insert(seq, reply);
     }
 
     fn answer(&self, seq: RequestSeq, answer: Answer) {
-        if let Some(reply) = self.lock().remove(&seq) {
+        if let Some(reply) = self.lock().callers.remove(&seq) {
             let _ = reply.send(answer);
         }
     }
