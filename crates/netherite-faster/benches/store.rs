@@ -7,8 +7,8 @@
 //! - `in_memory`: 100,000 keys in a 64 MiB budget, so every record stays in memory; upserts
 //!   keep value sizes, so most of them update in place. Keys are picked at random, so most
 //!   operations miss the CPU caches: the figure is bound by memory latency.
-//! - `in_memory_10k`: the same with 10,000 keys, whose records and index fit the caches: the
-//!   figure is bound by the store's own work.
+//! - `in_memory_10k`: the same with 10,000 keys and an index sized for them (2,048 buckets),
+//!   so records and index fit the caches: the figure is bound by the store's own work.
 //! - `larger_than_memory`: 400,000 keys under an 8 MiB budget (about a quarter of the records
 //!   fit), so most reads go to the device and upserts evict pages as they go.
 //! - `larger_than_memory_files`: the same on `netherite-storage-file`'s `FileDevice` in a
@@ -197,6 +197,10 @@ fn store_benches(c: &mut Criterion) {
     let hot = Workload {
         name: "in_memory_10k",
         keys: 10_000,
+        config: StoreConfig {
+            index_buckets: 1 << 11,
+            ..in_memory.config.clone()
+        },
         ..in_memory.clone()
     };
     let larger = Workload {

@@ -21,6 +21,14 @@ pub enum Error {
         /// What is wrong there.
         reason: String,
     },
+    /// An argument broke a documented rule; nothing changed.
+    #[error("invalid argument to {operation}: {reason}")]
+    InvalidArgument {
+        /// The operation called.
+        operation: &'static str,
+        /// Which rule was broken.
+        reason: String,
+    },
     /// A request is larger than a configured limit allows.
     #[error("limit {limit} exceeded: {actual} > {max}")]
     LimitExceeded {
@@ -30,15 +38,6 @@ pub enum Error {
         actual: u64,
         /// The limit.
         max: u64,
-    },
-
-    /// An argument broke a documented rule; nothing changed.
-    #[error("invalid argument to {operation}: {reason}")]
-    InvalidArgument {
-        /// The operation called.
-        operation: &'static str,
-        /// Which rule was broken.
-        reason: String,
     },
     /// The commit log stopped after a device error it could not get past (a fence, a full
     /// device, a failure that outlasted its retries). Nothing more is appended or made

@@ -379,3 +379,23 @@ async fn a_budget_too_small_stops_recovery_without_erasing() {
     assert_eq!(recovered.checkpoint.version, 3);
     assert_eq!(store.read(b"b").await.unwrap(), Some(b"2".to_vec()));
 }
+
+/// When another owner opens the devices, the old store's next device write fails with
+/// `Fenced`, and what it wrote after losing ownership never reaches the new owner.
+#[tokio::test]
+async fn a_fenced_store_cannot_checkpoint_over_the_new_owner() {
+    let disks = Disks::new();
+    two_checkpoints(&disks).await;
+    let (mut old, _) = Store::recover(disks.devices(), config()).await.unwrap();
+    old.upsert(b"late", b"write").await.unwrap();
+
+    let (new, recovered) = Store::recover(disks.devices(), config()).await.unwrap();
+    let error = old.checkpoint(b"too late").await.unwrap_err();
+    assert!(
+        matches!(error, Error::Device(netherite_core::Error::Fenced(_))),
+        "{error}"
+    );
+    assert_eq!(recovered.checkpoint.blob, b"three");
+    assert_eq!(new.read(b"late").await.unwrap(), None);
+    assert_eq!(new.read(b"b").await.unwrap(), Some(b"2".to_vec()));
+}

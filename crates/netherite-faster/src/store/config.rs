@@ -51,7 +51,9 @@ impl StoreDevices {
     }
 }
 
-/// How a store uses memory. The defaults suit a partition of a few million small keys.
+/// How a store uses memory. The defaults (64 MiB, 256 KiB pages, 16,384 index buckets: about
+/// 115,000 keys before overflow buckets) suit a partition of some hundred thousand instances;
+/// size `index_buckets` to about a seventh of the keys expected.
 ///
 /// Page size and bucket count are fixed when a store is created: recovery takes them from the
 /// checkpoint, whatever this says.
@@ -75,7 +77,7 @@ impl Default for StoreConfig {
         StoreConfig {
             memory_bytes_max: 64 << 20,
             page_bytes: 256 << 10,
-            index_buckets: 1 << 16,
+            index_buckets: 1 << 14,
             mutable_percent: 90,
         }
     }

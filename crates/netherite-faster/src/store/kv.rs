@@ -296,6 +296,15 @@ impl Store {
         value: Option<&[u8]>,
     ) -> Result<(), Error> {
         let len = record_len(key.len(), value.map_or(0, <[u8]>::len));
+        // Index slots hold 48-bit addresses: refuse rather than wrap (256 TiB ever written).
+        let end = self.log.regions().tail.add(len + 2 * self.log.page_bytes());
+        if end > Address::MAX {
+            return Err(Error::LimitExceeded {
+                limit: "log_address_max",
+                actual: end.get(),
+                max: Address::MAX.get(),
+            });
+        }
         let budget = self.frames_budget(0)?;
         let mutable = budget / 100 * u64::from(self.config.mutable_percent);
         let address = self.log.allocate(len, budget, mutable).await?;

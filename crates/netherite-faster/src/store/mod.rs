@@ -60,6 +60,7 @@ mod config;
 mod index;
 mod kv;
 mod log;
+mod manifest;
 mod record;
 mod scan;
 
