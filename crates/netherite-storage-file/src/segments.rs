@@ -14,9 +14,24 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::{Error, layout};
+
+/// Every `fdatasync` of a segment file and `fsync` of a directory issued in this process.
+static SYNCS: AtomicU64 = AtomicU64::new(0);
+
+/// How many `fdatasync` (segment files) and `fsync` (directories) calls the file devices of
+/// this process have issued, failed ones included; for benchmarks that report sync rates.
+pub fn syncs_total() -> u64 {
+    SYNCS.load(Ordering::Relaxed)
+}
+
+/// Counts one sync call.
+pub(crate) fn count_sync() {
+    SYNCS.fetch_add(1, Ordering::Relaxed);
+}
 
 /// The segment files of one device directory.
 #[derive(Debug)]
@@ -170,6 +185,7 @@ impl Segments {
     }
 
     fn sync_file(&self, file: &File) -> io::Result<()> {
+        count_sync();
         #[cfg(test)]
         if self
             .fail_next_sync
