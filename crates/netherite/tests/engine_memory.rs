@@ -48,8 +48,8 @@ async fn sequence_completes_in_memory() {
 }
 
 /// A crash at an arbitrary moment (the engine aborted, then the writes not yet flushed torn
-/// or lost, on disks whose flushes sometimes fail and whose reads are sometimes damaged) loses no acknowledged start and runs
-/// nothing twice: an engine started on the same hub and
+/// or lost, on disks whose flushes sometimes fail and whose reads are sometimes damaged)
+/// loses no acknowledged start and runs nothing twice: an engine started on the same hub and
 /// disks sees every acknowledged instance complete, each with one start and one end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_mid_flight_loses_nothing_acknowledged() {
