@@ -26,7 +26,8 @@ async fn main() -> anyhow::Result<()> {
     init_tracing("warn,hello=info,netherite::engine=info");
     let settings = Settings::from_env()?;
     let data_dir = settings.data_dir.display().to_string();
-    tracing::info!(data_dir = %data_dir, partitions = settings.partition_count, "opening the task hub");
+    let partitions = settings.partition_count;
+    tracing::info!(data_dir = %data_dir, partitions, "opening the task hub");
     let engine = Netherite::builder()
         .settings(settings)
         .registry(hello_registry()?)
