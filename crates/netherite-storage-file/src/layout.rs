@@ -117,6 +117,7 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<SegmentFile>, Error> {
 
 /// Makes the directory's entries (created, renamed, removed files) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
+    crate::segments::count_sync();
     File::open(dir)
         .and_then(|handle| handle.sync_all())
         .map_err(|source| Error::io("fsync directory", dir, 0, source))

@@ -63,3 +63,4 @@ pub use device::FileDevice;
 pub use error::Error;
 pub use options::{ALIGNMENT_DEFAULT, FileDeviceOptions, SEGMENT_BYTES_DEFAULT};
 pub use probe::{DiskProbe, ProbeOptions, disk_probe, probe_device};
+pub use segments::syncs_total;

@@ -111,6 +111,7 @@ pub(crate) fn write(dir: &Path, meta: &Meta) -> Result<(), Error> {
     let written = spare(&temp).and_then(|file| {
         file.write_all_at(&meta.encode(), 0)?;
         file.set_len(META_LEN as u64)?;
+        crate::segments::count_sync();
         file.sync_all()
     });
     written.map_err(|source| Error::io("write", &temp, 0, source))?;

@@ -28,9 +28,24 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::{Error, layout};
+
+/// Every `fdatasync` of a segment file and `fsync` of a directory issued in this process.
+static SYNCS: AtomicU64 = AtomicU64::new(0);
+
+/// How many `fdatasync` (segment files) and `fsync` (directories) calls the file devices of
+/// this process have issued, failed ones included; for benchmarks that report sync rates.
+pub fn syncs_total() -> u64 {
+    SYNCS.load(Ordering::Relaxed)
+}
+
+/// Counts one sync call.
+pub(crate) fn count_sync() {
+    SYNCS.fetch_add(1, Ordering::Relaxed);
+}
 
 /// What opening the directory found, for [`Segments::new`].
 #[derive(Clone, Copy, Debug)]
@@ -230,6 +245,7 @@ impl Segments {
     /// `fdatasync` of segment `index`. A failure poisons the handle (see the module docs):
     /// `poison` records it, under the state lock the caller holds or takes.
     fn sync_data(&self, index: u64, file: &File, poison: impl FnOnce(Poison)) -> Result<(), Error> {
+        count_sync();
         #[cfg(test)]
         let injected = self
             .fail_next_sync

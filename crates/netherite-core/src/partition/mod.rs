@@ -352,6 +352,11 @@ impl PartitionState {
         self.config.partition
     }
 
+    /// Which partition this is, of how many, and its limits.
+    pub fn config(&self) -> &PartitionConfig {
+        &self.config
+    }
+
     /// The commit position of the last update applied.
     pub fn last_applied(&self) -> Option<CommitPosition> {
         self.progress.last_applied

@@ -36,6 +36,13 @@ impl Durable {
         Durable { end, progress }
     }
 
+    /// Where the record ends: the position right after it, as a scan's
+    /// [`LogRecord::end`](super::LogRecord::end) reports it. The record is durable once the
+    /// log's durable point reaches it.
+    pub fn end(&self) -> super::LogPosition {
+        super::LogPosition(self.end)
+    }
+
     /// Whether the record is durable now.
     pub fn is_durable(&self) -> bool {
         self.progress.borrow().durable >= self.end

@@ -1,0 +1,460 @@
+//! The engine: partition hosts for the partitions this node owns, the workers, and a client.
+//!
+//! ```no_run
+//! use netherite::settings::Settings;
+//! use netherite::sdk::Registry;
+//! use netherite::Netherite;
+//!
+//! # async fn demo(registry: Registry) -> Result<(), netherite::Error> {
+//! let settings = Settings::load(Some("netherite.toml".as_ref()))?;
+//! let engine = Netherite::builder().settings(settings).registry(registry).start().await?;
+//! let client = engine.client();
+//! // ... start and wait for orchestrations ...
+//! engine.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`Netherite::builder`] makes the embedded default (feature `file`): the local durable
+//! transport and file devices under `settings.data_dir`, one machine, no external service.
+//! [`Engine::in_memory`] runs the same engine over the in-memory hub and disks.
+//!
+//! An [`Engine`] follows the transport's ownership proposals: for each partition proposed to
+//! this node it starts a [`PartitionHost`] (which recovers the partition), for each one taken
+//! away it shuts its host down. Single-node transports (the local durable transport, the
+//! in-memory hub) propose every partition at once, and starting the engine waits until all of
+//! them are up, so a client can be used as soon as `start` returns.
+//!
+//! [`Engine::shutdown`] stops every host gracefully, each taking a last checkpoint.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures::future::join_all;
+use netherite_core::PartitionId;
+use netherite_core::partition::{ReadEvent, ReadResult};
+use netherite_core::transport::{MemoryHub, NodeId, Ownership, OwnershipStream, Transport};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::Error;
+use crate::client::{Client, ClientOptions};
+use crate::host::{
+    HostConfig, HostContext, HostStats, MemoryStorage, PartitionHost, PartitionStorage,
+};
+use crate::sdk::Registry;
+use crate::settings::Settings;
+use crate::transport::LocalTransport;
+
+/// How long a read waits for a partition that is still starting.
+const HOST_WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// The partition hosts running on this node, by partition.
+#[derive(Debug, Default)]
+pub(crate) struct HostMap {
+    hosts: RwLock<HashMap<PartitionId, Arc<PartitionHost>>>,
+    changed: tokio::sync::Notify,
+    /// Set when the engine stops: reads fail at once instead of waiting for a host.
+    closed: AtomicBool,
+}
+
+impl HostMap {
+    /// The host of `partition`, waiting a little if it is still starting.
+    pub(crate) async fn get(&self, partition: PartitionId) -> Result<Arc<PartitionHost>, Error> {
+        let deadline = tokio::time::Instant::now() + HOST_WAIT_MAX;
+        loop {
+            let changed = self.changed.notified();
+            if let Some(host) = self.lock_read().get(&partition) {
+                return Ok(host.clone());
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed("the engine has shut down".into()));
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(Error::PartitionNotHosted { partition });
+            }
+        }
+    }
+
+    /// Answers `read` on the host of `partition`.
+    pub(crate) async fn read(
+        &self,
+        partition: PartitionId,
+        read: ReadEvent,
+    ) -> Result<ReadResult, Error> {
+        self.get(partition).await?.read(read).await
+    }
+
+    fn insert(&self, host: PartitionHost) {
+        let mut hosts = self
+            .hosts
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        hosts.insert(host.partition(), Arc::new(host));
+        drop(hosts);
+        self.changed.notify_waiters();
+    }
+
+    /// Marks the engine stopped: reads of partitions no longer hosted fail at once.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    fn remove(&self, partition: PartitionId) -> Option<Arc<PartitionHost>> {
+        let mut hosts = self
+            .hosts
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        hosts.remove(&partition)
+    }
+
+    fn all(&self) -> Vec<Arc<PartitionHost>> {
+        self.lock_read().values().cloned().collect()
+    }
+
+    fn lock_read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<PartitionId, Arc<PartitionHost>>> {
+        self.hosts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A running engine: the hosts of this node's partitions and a client.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use netherite::client::{StartOptions, output};
+/// use netherite::sdk::{ActivityContext, ActivityError, OrchestrationContext, Registry};
+/// use netherite::settings::Settings;
+/// use netherite::Engine;
+///
+/// # let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+/// # runtime.block_on(async {
+/// let mut registry = Registry::new();
+/// registry
+///     .orchestration("Greet", |ctx: OrchestrationContext, name: String| async move {
+///         ctx.call_activity::<String>("Hello", name).await
+///     })?
+///     .activity("Hello", |_ctx: ActivityContext, name: String| async move {
+///         Ok::<_, ActivityError>(format!("Hello {name}!"))
+///     })?;
+/// let settings = Settings { partition_count: 2, ..Settings::default() };
+/// let engine = Engine::in_memory(registry, &settings).await?;
+///
+/// let client = engine.client();
+/// let id = client.start(StartOptions::new("Greet").with_input(&"Ada")?).await?;
+/// let done = client.wait_for_completion(&id, Duration::from_secs(10)).await?;
+/// assert_eq!(output::<String>(&done)?, "Hello Ada!");
+/// engine.shutdown().await?;
+/// # Ok::<(), netherite::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Engine {
+    context: Arc<HostContext>,
+    hosts: Arc<HostMap>,
+    client: Client,
+    ownership: Mutex<Option<JoinHandle<()>>>,
+    /// The local transport the engine opened itself, closed at shutdown.
+    local: Option<LocalTransport>,
+}
+
+impl Engine {
+    /// An engine over any transport and storage: starts the hosts of every partition the
+    /// transport proposes to this node and returns once all partitions are hosted.
+    ///
+    /// Fails with the first partition's error if one cannot start (its storage cannot be
+    /// opened or is damaged); the partitions already started are shut down again.
+    pub async fn start_with(
+        transport: Arc<dyn Transport>,
+        storage: Arc<dyn PartitionStorage>,
+        registry: Registry,
+        config: HostConfig,
+        client: ClientOptions,
+    ) -> Result<Engine, Error> {
+        let context = Arc::new(HostContext::new(
+            transport.clone(),
+            storage,
+            Arc::new(registry),
+            config,
+        ));
+        let hosts = Arc::new(HostMap::default());
+        let proposals = transport
+            .ownership()
+            .await
+            .map_err(|source| Error::Transport {
+                what: "following the partition ownership".into(),
+                source,
+            })?;
+        let (started, mut started_rx) = mpsc::unbounded_channel();
+        let follower = Follower {
+            context: context.clone(),
+            hosts: hosts.clone(),
+            started,
+        };
+        let ownership = tokio::spawn(follower.run(proposals));
+        let engine = Engine {
+            client: Client::connect(transport.clone(), hosts.clone(), client).await?,
+            context,
+            hosts,
+            ownership: Mutex::new(Some(ownership)),
+            local: None,
+        };
+        let count = transport.partition_count();
+        for _ in 0..count {
+            match started_rx.recv().await {
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    let _ = engine.stop().await;
+                    return Err(error);
+                }
+                None => break,
+            }
+        }
+        tracing::info!(partitions = count, node = %transport.node(), "engine started");
+        Ok(engine)
+    }
+
+    /// An engine entirely in memory, shaped by `settings` (its `data_dir` is unused): a fresh
+    /// [`MemoryHub`] and [`MemoryStorage`], this node owning every partition. Nothing
+    /// survives the process; for tests and examples.
+    pub async fn in_memory(registry: Registry, settings: &Settings) -> Result<Engine, Error> {
+        settings.validate()?;
+        let hub = MemoryHub::new(settings.partition_count).map_err(|source| Error::Transport {
+            what: "creating the in-memory hub".into(),
+            source,
+        })?;
+        Engine::in_memory_on(&hub, &MemoryStorage::new(), registry, settings).await
+    }
+
+    /// An engine over an existing in-memory hub and storage, so a test can stop an engine
+    /// and start another on the same queues and disks.
+    pub async fn in_memory_on(
+        hub: &MemoryHub,
+        storage: &MemoryStorage,
+        registry: Registry,
+        settings: &Settings,
+    ) -> Result<Engine, Error> {
+        let node = NodeId::new("local");
+        let transport = hub.connect(node.clone());
+        for p in 0..settings.partition_count {
+            let assigned = hub.assign(PartitionId(p), Some(node.clone()));
+            assigned.map_err(|source| Error::Transport {
+                what: format!("assigning partition {p}"),
+                source,
+            })?;
+        }
+        let config = HostConfig::from_settings(settings);
+        let client = ClientOptions::from_settings(settings);
+        let storage = Arc::new(storage.clone());
+        Engine::start_with(Arc::new(transport), storage, registry, config, client).await
+    }
+
+    /// The engine's client (all calls return clones of one client).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// The number of partitions of the task hub.
+    pub fn partition_count(&self) -> u32 {
+        self.context.config.partition_count
+    }
+
+    /// The figures of every partition hosted here, by partition.
+    pub async fn stats(&self) -> Result<Vec<HostStats>, Error> {
+        let hosts = self.hosts.all();
+        let mut stats = Vec::with_capacity(hosts.len());
+        for host in hosts {
+            stats.push(host.stats().await?);
+        }
+        stats.sort_by_key(|s| s.partition);
+        Ok(stats)
+    }
+
+    /// Stops every partition gracefully (each takes a last checkpoint); returns the first
+    /// error any partition reported.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        let mut result = self.stop().await;
+        if let Some(local) = &self.local {
+            result = result.and(local.close().await);
+        }
+        tracing::info!("engine shut down");
+        result
+    }
+
+    /// Stops every partition at once, as a crash of the process would: no checkpoint, nothing
+    /// more logged or sent. Dropping an engine without [`shutdown`](Self::shutdown) does the
+    /// same. For tests of recovery.
+    pub fn abort(self) {
+        drop(self);
+    }
+
+    async fn stop(&self) -> Result<(), Error> {
+        self.stop_following();
+        self.hosts.close();
+        let hosts = self.hosts.all();
+        let results = join_all(hosts.iter().map(|host| host.shutdown())).await;
+        for host in &hosts {
+            self.hosts.remove(host.partition());
+        }
+        results.into_iter().collect()
+    }
+
+    fn stop_following(&self) {
+        let task = self
+            .ownership
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_following();
+        self.hosts.close();
+        for host in self.hosts.all() {
+            host.abort();
+            self.hosts.remove(host.partition());
+        }
+    }
+}
+
+/// Follows the ownership proposals of the transport for this node.
+struct Follower {
+    context: Arc<HostContext>,
+    hosts: Arc<HostMap>,
+    started: mpsc::UnboundedSender<Result<PartitionId, Error>>,
+}
+
+impl Follower {
+    async fn run(self, mut proposals: OwnershipStream) {
+        let mut starting = JoinSet::new();
+        loop {
+            tokio::select! {
+                proposal = proposals.next() => match proposal {
+                    Some(Ownership::Acquired(partition)) => {
+                        let context = self.context.clone();
+                        starting.spawn(async move {
+                            (partition, PartitionHost::start(partition, context).await)
+                        });
+                    }
+                    Some(Ownership::Lost(partition)) => self.lose(partition).await,
+                    None => return,
+                },
+                Some(done) = starting.join_next() => self.started(done),
+            }
+        }
+    }
+
+    fn started(
+        &self,
+        done: Result<(PartitionId, Result<PartitionHost, Error>), tokio::task::JoinError>,
+    ) {
+        let report = match done {
+            Ok((partition, Ok(host))) => {
+                self.hosts.insert(host);
+                Ok(partition)
+            }
+            Ok((partition, Err(error))) => {
+                tracing::error!(partition = %partition, %error, "partition failed to start");
+                Err(error)
+            }
+            Err(error) => Err(Error::Closed(format!(
+                "a partition's start task died: {error}"
+            ))),
+        };
+        let _ = self.started.send(report);
+    }
+
+    async fn lose(&self, partition: PartitionId) {
+        if let Some(host) = self.hosts.remove(partition) {
+            tracing::info!(partition = %partition, "partition lost to another node");
+            if let Err(error) = host.shutdown().await {
+                tracing::warn!(partition = %partition, %error, "partition stop failed");
+            }
+        }
+    }
+}
+
+/// The entry point: `Netherite::builder()`.
+#[derive(Debug)]
+pub struct Netherite;
+
+impl Netherite {
+    /// A builder with the default settings and an empty registry.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+}
+
+/// Builds an [`Engine`] from settings and a registry.
+#[derive(Debug, Default)]
+pub struct EngineBuilder {
+    settings: Settings,
+    registry: Registry,
+}
+
+impl EngineBuilder {
+    /// Use `settings` (default: [`Settings::default`]).
+    pub fn settings(mut self, settings: Settings) -> EngineBuilder {
+        self.settings = settings;
+        self
+    }
+
+    /// Run the orchestrations and activities of `registry`.
+    pub fn registry(mut self, registry: Registry) -> EngineBuilder {
+        self.registry = registry;
+        self
+    }
+
+    /// Starts the embedded default on `settings.data_dir`: creates the task hub there on
+    /// first use, recovers every partition, and returns once all are serving.
+    ///
+    /// Fails with [`Error::PartitionCountMismatch`] when the directory was made with another
+    /// partition count, [`Error::TaskHubLocked`] when another process uses it, and with the
+    /// partition's error when a partition's files cannot be recovered.
+    #[cfg(feature = "file")]
+    pub async fn start(self) -> Result<Engine, Error> {
+        use crate::host::FileStorage;
+        use crate::taskhub::TaskHub;
+        use crate::transport::LocalTransportOptions;
+
+        let settings = self.settings;
+        settings.validate()?;
+        let opening = settings.clone();
+        let hub = tokio::task::spawn_blocking(move || TaskHub::open_with(&opening))
+            .await
+            .map_err(|e| Error::Closed(format!("opening the task hub: {e}")))??;
+        let options = LocalTransportOptions::for_settings(&settings);
+        let local = LocalTransport::open(&hub, options).await?;
+        let storage = Arc::new(FileStorage::new(hub));
+        let config = HostConfig::from_settings(&settings);
+        let client = ClientOptions::from_settings(&settings);
+        let transport: Arc<dyn Transport> = Arc::new(local.clone());
+        match Engine::start_with(transport, storage, self.registry, config, client).await {
+            Ok(mut engine) => {
+                engine.local = Some(local);
+                Ok(engine)
+            }
+            Err(error) => {
+                let _ = local.close().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts the engine in memory (see [`Engine::in_memory`]).
+    pub async fn start_in_memory(self) -> Result<Engine, Error> {
+        Engine::in_memory(self.registry, &self.settings).await
+    }
+}
