@@ -8,14 +8,13 @@ mod engine_support;
 use std::path::Path;
 use std::time::Duration;
 
-use engine_support::{PATIENCE, settings};
-use netherite::client::{Client, StartOptions, output};
+use engine_support::{finish, run, settings};
+use netherite::client::output;
 use netherite::host::PAYLOAD_TOO_LARGE;
 use netherite::sdk::{ActivityContext, ActivityError, OrchestrationContext, Registry, TaskError};
 use netherite::settings::Settings;
 use netherite::{Engine, Error, Netherite};
 use netherite_core::model::OrchestrationStatus;
-use netherite_core::partition::InstanceView;
 use netherite_core::partition::index::InstanceFilter;
 use netherite_core::{InstanceId, PartitionId, partition_of};
 
@@ -62,21 +61,6 @@ async fn start_engine(settings: Settings) -> Engine {
         .start()
         .await
         .expect("the engine starts")
-}
-
-async fn run(client: &Client, name: &str, id: &str, input: &impl serde::Serialize) -> InstanceId {
-    let options = StartOptions::new(name)
-        .with_instance_id(id)
-        .with_input(input)
-        .expect("input serializes");
-    client.start(options).await.expect("the instance starts")
-}
-
-async fn finish(client: &Client, id: &InstanceId) -> InstanceView {
-    client
-        .wait_for_completion(id, PATIENCE)
-        .await
-        .expect("the instance finishes in time")
 }
 
 /// An activity output and an orchestration result over `payload_bytes_max` fail their own
