@@ -196,17 +196,22 @@ fn device_round(runtime: &Runtime, root: &Path, chunks: u64) -> f64 {
     rate
 }
 
+/// A log for `workload` on a file device in `dir`.
+async fn open_log(dir: &Path, workload: Workload) -> Arc<CommitLog> {
+    let device = FileDevice::open(dir, FileDeviceOptions::default())
+        .await
+        .expect("open the file device");
+    let log = CommitLog::open(Arc::new(device), LogPosition::ZERO, config(workload))
+        .await
+        .expect("open the log");
+    Arc::new(log)
+}
+
 /// One fresh log writing `records` records durably; returns device bytes per second.
 fn log_round(runtime: &Runtime, root: &Path, workload: Workload, records: u64) -> f64 {
     let dir = root.join("alternating-log");
     let rate = runtime.block_on(async {
-        let device = FileDevice::open(&dir, FileDeviceOptions::default())
-            .await
-            .expect("open the file device");
-        let log = CommitLog::open(Arc::new(device), LogPosition::ZERO, config(workload))
-            .await
-            .expect("open the log");
-        let log = Arc::new(log);
+        let log = open_log(&dir, workload).await;
         let elapsed = append_durably(&log, workload, records).await;
         let bytes = log.durable().0;
         log.release().await.expect("release");
@@ -298,15 +303,7 @@ fn bench_workload(
     workload: Workload,
 ) -> Totals {
     let dir = root.join(format!("log-{}", workload.record_bytes));
-    let log = runtime.block_on(async {
-        let device = FileDevice::open(&dir, FileDeviceOptions::default())
-            .await
-            .expect("open the file device");
-        let log = CommitLog::open(Arc::new(device), LogPosition::ZERO, config(workload))
-            .await
-            .expect("open the log");
-        Arc::new(log)
-    });
+    let log = runtime.block_on(open_log(&dir, workload));
 
     let mut group = criterion.benchmark_group("commit_log_durable");
     group

@@ -10,6 +10,8 @@
 
 mod error;
 pub mod log;
+mod reader;
 pub mod store;
 
 pub use error::Error;
+pub(crate) use error::{Place, reread_if_corrupt};

@@ -320,6 +320,15 @@ async fn bad_input_is_refused_with_the_limit_it_breaks() {
     };
     let error = Store::create(disks.devices(), bad).await.unwrap_err();
     assert!(matches!(error, Error::InvalidConfig(ref r) if r.contains("page_bytes")));
+    let huge_pages = StoreConfig {
+        page_bytes: 1 << 62,
+        memory_bytes_max: u64::MAX,
+        ..config()
+    };
+    let error = Store::create(disks.devices(), huge_pages)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidConfig(ref r) if r.contains("page_bytes")));
 
     let mut store = Store::create(disks.devices(), config()).await.unwrap();
     let long_key = vec![b'k'; KEY_BYTES_MAX + 1];

@@ -93,7 +93,7 @@ impl FileDevice {
             "file device opened"
         );
         let inner = Inner {
-            segments: Segments::new(dir.clone(), options.segment_bytes),
+            segments: Segments::new(dir.clone(), options.segment_bytes, opened.found),
             dir,
             options,
             gate: RwLock::new(Some(opened.lock)),

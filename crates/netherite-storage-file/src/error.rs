@@ -4,7 +4,9 @@
 //! one log line tells an operator where to look. At the [`LogDevice`] boundary an error becomes
 //! the `netherite_core::Error` of the class the contract asks for (its rule 10): a lock held by
 //! another owner is `Fenced`, a full disk is `LimitExceeded`, a corrupt file is `Malformed`,
-//! bad options are `InvalidArgument`, and every other failure is a retryable `Io`.
+//! bad options are `InvalidArgument`, and every other failure is a retryable `Io`. A directory
+//! deleted or moved from under an open handle is `Fenced` too: whoever opens the path next
+//! gets other files, so this handle no longer owns the partition's bytes.
 //!
 //! [`LogDevice`]: netherite_core::device::LogDevice
 
@@ -111,6 +113,17 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A file of the device, or its directory, was deleted or moved while the device was
+    /// open. Writes there still succeed, but a reopen would not find them, so this handle
+    /// refuses every later flush; the partition must stop until an operator looks.
+    #[error("device file {} was deleted or moved while open: {reason}", .path.display())]
+    Gone {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
+
     /// A file operation failed; retrying may help.
     #[error("{operation} of {} at offset {offset} failed: {source}", .path.display())]
     Io {
@@ -153,16 +166,17 @@ impl Error {
         }
     }
 
-    /// A failed write of `path` at file `offset`, standing for `device_offset`, of a device
-    /// write that needed to reach `device_end`.
+    /// A failed `operation` (a write, or making room for one) of `path` at file `offset`,
+    /// standing for `device_offset`, during a device write that needed to reach `device_end`.
     pub(crate) fn write(
+        operation: &'static str,
         path: &Path,
         offset: u64,
         (device_offset, device_end): (u64, u64),
         source: io::Error,
     ) -> Error {
         if !is_disk_full(&source) {
-            return Error::io("write", path, offset, source);
+            return Error::io(operation, path, offset, source);
         }
         Error::DiskFull {
             path: path.to_path_buf(),
@@ -192,7 +206,9 @@ impl From<Error> for netherite_core::Error {
                 operation: "open",
                 reason: message,
             },
-            Error::Locked { .. } | Error::Released { .. } => Core::Fenced(message),
+            Error::Locked { .. } | Error::Released { .. } | Error::Gone { .. } => {
+                Core::Fenced(message)
+            }
             Error::DiskFull {
                 path,
                 offset,
@@ -251,7 +267,7 @@ mod tests {
     fn a_full_disk_is_its_own_error() {
         let path = Path::new("/data/p3/segment-000000000001");
         for kind in [io::ErrorKind::StorageFull, io::ErrorKind::QuotaExceeded] {
-            let error = Error::write(path, 8192, (8192 + 4096, 1 << 20), kind.into());
+            let error = Error::write("write", path, 8192, (8192 + 4096, 1 << 20), kind.into());
             let text = error.to_string();
             assert!(text.contains("disk full"), "{text}");
             assert!(
@@ -275,7 +291,13 @@ mod tests {
     #[test]
     fn other_write_failures_are_retryable_io() {
         let path = Path::new("/data/p3/segment-000000000001");
-        let error = Error::write(path, 4096, (4096, 8192), io::ErrorKind::Other.into());
+        let error = Error::write(
+            "write",
+            path,
+            4096,
+            (4096, 8192),
+            io::ErrorKind::Other.into(),
+        );
         let core = netherite_core::Error::from(error);
         assert!(core.is_retryable());
         let text = core.to_string();

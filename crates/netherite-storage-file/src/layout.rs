@@ -9,10 +9,12 @@
 //!  directory:      segment-000000000000   segment-000000000001   ...   meta   LOCK
 //! ```
 //!
-//! Segment `i` holds device bytes `[i * S, (i + 1) * S)` at file offsets `[0, S)`. A file is
-//! created by the first write that lands in it and may be shorter than `S` or sparse; what it
-//! does not hold reads as zeros. Files named otherwise are left alone, so a device may live
-//! at the root of a volume next to `lost+found`.
+//! Segment `i` holds device bytes `[i * S, (i + 1) * S)` at file offsets `[0, S)`. The highest
+//! file is created by the first write that lands in it and may be shorter than `S`; every
+//! segment from the truncation point below it exists at full length (sparse where never
+//! written), so a missing or short one is damage. What a file does not hold reads as zeros.
+//! Files named otherwise are left alone, so a device may live at the root of a volume next to
+//! `lost+found`.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};

@@ -15,7 +15,12 @@
 //!   a second owner out, in this process or another, and is dropped when the owner releases,
 //!   drops its handle or dies.
 //! - **A failed `fdatasync` poisons the handle**: every later flush fails until a reopen,
-//!   because the kernel may have dropped the pages that failed (see `segments`).
+//!   because the kernel may have dropped the pages that failed (see `segments`). So does a
+//!   flush that finds a file or the directory deleted or moved from under the handle: writes
+//!   there succeed, but a reopen would not find them.
+//! - **No holes**: before a segment above the highest file is created, every one below it is
+//!   made to exist at full length, durably. A missing or short segment below the highest is
+//!   then damage, and the open refuses with the file's name instead of reading zeros.
 //! - **Errors name the file and offset**; a full disk is the contract's `LimitExceeded`, and
 //!   also logged with the path. See [`Error`].
 //!
@@ -35,6 +40,10 @@
 //!   disk there needs an operator to make room.
 //! - Durability across a power cut rests on `fdatasync` and the disk honouring it; the tests
 //!   can kill processes but cannot cut the power.
+//! - The highest segment file cut short cannot be told from a crash that lost the end of the
+//!   device: the size is recovered from the files, not stored. The layers above tell from
+//!   their own records (a store checkpoint names where its snapshot ends; a commit log's
+//!   batches vouch for the ones before them).
 //!
 //! [`LogDevice`]: netherite_core::device::LogDevice
 

@@ -6,13 +6,20 @@
 //! reads as zeros, which rule 6 of the contract allows). A truncation writes the new start
 //! into the metadata before it deletes segments, so segments found wholly below the start
 //! were left by a truncation that a crash cut short; they are deleted here.
+//!
+//! Every segment from the start up to the highest file exists at full length (`segments`
+//! keeps that rule), so a missing or short one among them is damage: the open fails with
+//! [`Error::Corrupt`] naming the file, rather than letting its bytes read as zeros. A cut in
+//! the highest file cannot be told from a crash: the layer above judges that from its records.
 
 use std::fs;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use crate::layout::{self, SegmentFile};
 use crate::lock::DirLock;
 use crate::meta::{self, META_FILE, Meta};
+use crate::segments::{Found, missing_segment};
 use crate::{Error, FileDeviceOptions};
 
 /// A directory opened for one owner.
@@ -24,27 +31,92 @@ pub(crate) struct Opened {
     pub(crate) start: u64,
     /// The recovered size.
     pub(crate) size: u64,
+    /// What the segment files need to know of the directory.
+    pub(crate) found: Found,
 }
 
 /// Opens (creating if needed) the device directory `dir` laid out as `options` say.
 pub(crate) fn open_dir(dir: &Path, options: &FileDeviceOptions) -> Result<Opened, Error> {
     options.validate()?;
-    fs::create_dir_all(dir).map_err(|source| Error::Directory {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    create_dir(dir)?;
     let lock = DirLock::acquire(dir)?;
 
     let segments = layout::list_segments(dir)?;
     let meta = load_meta(dir, options, segments.len())?;
-    let segments = remove_leftovers(meta.start / meta.segment_bytes, segments)?;
+    let first_kept = meta.start / meta.segment_bytes;
+    let segments = remove_leftovers(first_kept, segments)?;
+    check_complete(dir, first_kept, &segments, options)?;
     let size = recover_size(&segments, options)?.max(meta.start);
     meta::reserve_spare(dir);
+    let dir_meta = fs::metadata(dir).map_err(|source| directory_error(dir, source))?;
+    let found = Found {
+        first_kept,
+        highest: segments.last().map(|segment| segment.index),
+        dir_id: (dir_meta.dev(), dir_meta.ino()),
+    };
     Ok(Opened {
         lock,
         start: meta.start,
         size,
+        found,
     })
+}
+
+/// Creates `dir` and its missing parents, durably: each new directory's entry in its parent
+/// is synced, so a crash cannot take the whole device away with it.
+fn create_dir(dir: &Path) -> Result<(), Error> {
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !ancestor.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    fs::create_dir_all(dir).map_err(|source| directory_error(dir, source))?;
+    for created in missing.iter().rev() {
+        let parent = created
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        layout::sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+fn directory_error(dir: &Path, source: std::io::Error) -> Error {
+    Error::Directory {
+        path: dir.to_path_buf(),
+        source,
+    }
+}
+
+/// Checks that every segment from `first_kept` below the highest is there at full length.
+fn check_complete(
+    dir: &Path,
+    first_kept: u64,
+    segments: &[SegmentFile],
+    options: &FileDeviceOptions,
+) -> Result<(), Error> {
+    let Some(highest) = segments.last() else {
+        return Ok(());
+    };
+    let mut present = segments.iter().peekable();
+    for index in first_kept..highest.index {
+        let Some(segment) = present.next_if(|segment| segment.index == index) else {
+            let path = dir.join(layout::segment_name(index));
+            return Err(missing_segment(path, index, options.segment_bytes));
+        };
+        if segment.len < options.segment_bytes {
+            return Err(Error::Corrupt {
+                path: segment.path.clone(),
+                offset: segment.len,
+                reason: format!(
+                    "the segment file is cut short: {} bytes where every segment below the \
+                     highest ({}) holds {}",
+                    segment.len, highest.index, options.segment_bytes
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The directory's metadata; a directory without segments gets a fresh one.

@@ -49,8 +49,9 @@ async fn reopen_keeps_data_and_size() {
     );
 }
 
-/// A write that spans segments lands in each segment file, a segment never written has no
-/// file, and a read across the boundaries returns the bytes in order.
+/// A write that spans segments lands in each segment file, segments skipped on the way to a
+/// higher one exist at full length (reading as zeros), and a read across the boundaries
+/// returns the bytes in order.
 #[tokio::test]
 async fn writes_split_at_segment_boundaries() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,7 +62,8 @@ async fn writes_split_at_segment_boundaries() {
     device.write(PAGE, &data).await.unwrap();
     device.write(10 * PAGE, &pattern(1, 4)).await.unwrap();
 
-    // Pages 1 to 5 fill segment 0 from its middle and segments 1 and 2; page 10 is in 5.
+    // Pages 1 to 5 fill segment 0 from its middle and segments 1 and 2; page 10 is in 5, and
+    // segments 3 and 4 below it are filled out.
     let lengths: Vec<Option<u64>> = (0..6)
         .map(|index| {
             fs::metadata(segment(dir.path(), index))
@@ -70,7 +72,7 @@ async fn writes_split_at_segment_boundaries() {
         })
         .collect();
     let full = Some(2 * PAGE);
-    assert_eq!(lengths, [full, full, full, None, None, Some(PAGE)]);
+    assert_eq!(lengths, [full, full, full, full, full, Some(PAGE)]);
 
     let across = device.read(PAGE + 100, 4 * PAGE as usize).await.unwrap();
     assert_eq!(across, data[100..100 + 4 * PAGE as usize]);

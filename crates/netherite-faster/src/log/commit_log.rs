@@ -148,6 +148,7 @@ impl CommitLog {
             });
         }
         let walker = Walker::new(
+            self.shared.config.name.as_str().into(),
             self.shared.device.clone(),
             from.0,
             self.shared.config.read_attempts_max,
@@ -212,7 +213,8 @@ impl CommitLog {
     /// Fails unless a valid frame starts at `offset`.
     async fn check_frame_at(&self, offset: u64, limit: u64) -> Result<(), Error> {
         let device = self.shared.device.clone();
-        let mut walker = Walker::new(device, offset, self.shared.config.read_attempts_max);
+        let name = self.shared.config.name.as_str().into();
+        let mut walker = Walker::new(name, device, offset, self.shared.config.read_attempts_max);
         match walker.next(limit).await? {
             Step::Record(_) | Step::Limit => Ok(()),
             Step::End(end) => Err(Error::InvalidArgument {

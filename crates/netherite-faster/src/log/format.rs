@@ -21,7 +21,10 @@
 //!   generation on the device when the log was opened. A frame left over from an abandoned
 //!   write can therefore never pass for part of a newer batch, even at the very same offset.
 //! - The device offset inside the checksum means a frame is only valid where it was written.
-//! - `ver` is never zero, so zeroed space never parses as a frame.
+//! - `ver` is never zero, so zeroed space never parses as a frame. A later version keeps the
+//!   header's layout and its checksum rule, so that this version can recognise an intact
+//!   frame of a newer one (`newer_version`) and refuse the log, rather than take it for a
+//!   torn tail and write over it.
 
 use super::RecordKind;
 
@@ -197,9 +200,7 @@ impl Header {
     /// The checksum of this frame at device offset `offset`, given the checksum of the
     /// covered body bytes (`crc32c(body)`, 0 for an empty body).
     pub(crate) fn checksum(&self, offset: u64, body_crc: u32) -> u32 {
-        let tail = &self.encode()[4..];
-        let crc = crc32c::crc32c_append(body_crc, tail);
-        crc32c::crc32c_append(crc, &offset.to_le_bytes())
+        frame_checksum(&self.encode(), offset, body_crc)
     }
 
     /// Whether the stored checksum matches `body` (the covered bytes) at `offset`.
@@ -218,6 +219,33 @@ impl Header {
         bytes[15] = FORMAT_VERSION;
         bytes
     }
+}
+
+/// The checksum rule of every version: over the covered body, the header after its checksum
+/// field, and the frame's device offset.
+pub(crate) fn frame_checksum(header: &[u8; HEADER_LEN], offset: u64, body_crc: u32) -> u32 {
+    let crc = crc32c::crc32c_append(body_crc, &header[4..]);
+    crc32c::crc32c_append(crc, &offset.to_le_bytes())
+}
+
+/// A header of a version newer than this one: its version and how many body bytes its
+/// checksum covers (all, except for padding), for [`newer_frame_intact`]. `None` for any
+/// other header.
+pub(crate) fn newer_version(bytes: &[u8; HEADER_LEN]) -> Option<(u8, usize)> {
+    let version = bytes[15];
+    let body_len = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    if version <= FORMAT_VERSION || body_len > FRAME_BODY_MAX {
+        return None;
+    }
+    let padding = u16::from_le_bytes([bytes[12], bytes[13]]) == KIND_PADDING;
+    Some((version, if padding { 0 } else { body_len as usize }))
+}
+
+/// Whether a header from [`newer_version`] and the body bytes its checksum covers are intact
+/// at device offset `offset`.
+pub(crate) fn newer_frame_intact(header: &[u8; HEADER_LEN], offset: u64, body: &[u8]) -> bool {
+    let stored = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    stored == frame_checksum(header, offset, crc32c::crc32c(body))
 }
 
 /// Appends a frame that will sit at device offset `offset` to `out`: its header, with the
@@ -357,6 +385,25 @@ mod tests {
         assert_eq!(header.kind, FrameKind::Batch);
         assert!(header.verify(512, &bytes[HEADER_LEN..]));
         assert_eq!(batch_durable(&bytes[HEADER_LEN..]), Some(300));
+    }
+
+    /// A frame of a newer version, intact, is recognised as such; with a byte changed, or
+    /// at another offset, it is not.
+    #[test]
+    fn an_intact_frame_of_a_newer_version_is_recognised() {
+        let mut out = Vec::new();
+        let header = Header::new(record(3, Fragment::Whole), 4, 1);
+        put_frame(&mut out, 512, header, b"body", crc32c::crc32c(b"body"));
+        let mut bytes: [u8; HEADER_LEN] = out[..HEADER_LEN].try_into().expect("16 bytes");
+        assert_eq!(newer_version(&bytes), None, "this version's own frame");
+
+        bytes[15] = FORMAT_VERSION + 1;
+        let crc = frame_checksum(&bytes, 512, crc32c::crc32c(b"body"));
+        bytes[0..4].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(newer_version(&bytes), Some((FORMAT_VERSION + 1, 4)));
+        assert!(newer_frame_intact(&bytes, 512, b"body"));
+        assert!(!newer_frame_intact(&bytes, 1024, b"body"));
+        assert!(!newer_frame_intact(&bytes, 512, b"bodY"));
     }
 
     /// A split record's frames say first, middle, last; the flags round trip.

@@ -80,7 +80,6 @@ mod durable;
 mod flusher;
 pub mod format;
 mod position;
-mod reader;
 pub mod recovery;
 mod scan;
 mod shared;

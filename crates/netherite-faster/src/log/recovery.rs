@@ -18,10 +18,10 @@ use std::sync::Arc;
 use netherite_core::device::LogDevice;
 
 use super::format::{self, BATCH_FRAME_LEN, FrameKind, HEADER_LEN, Header};
-use super::reader::READ_CHUNK;
 use super::walk::{ChainEnd, Step, Walker};
 use super::{LogConfig, LogPosition};
-use crate::Error;
+use crate::reader::READ_CHUNK;
+use crate::{Error, Place};
 
 /// What recovery found when the log was opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,13 +58,11 @@ pub(crate) async fn recover(
 ) -> Result<Recovery, Error> {
     let size = device.size();
     if start > size {
-        return Err(corrupt(
-            config,
-            start,
-            format!("the device ends at {size}, before the start"),
-        ));
+        let place = Place::new(config.name.as_str(), start);
+        return Err(place.corrupt(format!("the device ends at {size}, before the start")));
     }
-    let mut walker = Walker::new(device.clone(), start, config.read_attempts_max);
+    let name = config.name.as_str().into();
+    let mut walker = Walker::new(name, device.clone(), start, config.read_attempts_max);
     let (end, records) = walk_to_end(&mut walker, size).await?;
 
     let survey = survey(device, end.at, size).await?;
@@ -73,14 +71,14 @@ pub(crate) async fn recover(
             "{}, yet the batch at {offset} states the log was durable up to {durable}",
             end.reason
         );
-        return Err(corrupt(config, end.at, reason));
+        return Err(Place::new(config.name.as_str(), end.at).corrupt(reason));
     }
     let Some(tail) = walker.boundary() else {
         let reason = format!(
             "{}, before the batch holding the start {start} ended",
             end.reason
         );
-        return Err(corrupt(config, end.at, reason));
+        return Err(Place::new(config.name.as_str(), end.at).corrupt(reason));
     };
     let generation = new_generation(walker.generation_max().max(survey.generation_max))?;
     Ok(Recovery {
@@ -117,14 +115,6 @@ fn new_generation(generation_max: u32) -> Result<u32, Error> {
         actual: u64::from(generation_max) + 1,
         max: u64::from(u32::MAX),
     })
-}
-
-fn corrupt(config: &LogConfig, offset: u64, reason: String) -> Error {
-    Error::Corrupt {
-        source_name: config.name.clone(),
-        offset,
-        reason,
-    }
 }
 
 /// Reads every aligned offset from `failed` up to `size` for batch headers, stopping at

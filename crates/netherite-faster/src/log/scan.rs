@@ -5,7 +5,7 @@ use tokio::sync::watch;
 use super::LogRecord;
 use super::durable::Progress;
 use super::walk::{Step, Walker};
-use crate::Error;
+use crate::{Error, Place};
 
 /// Reads a log's durable records in order, from a position given to
 /// [`CommitLog::scan`](super::CommitLog::scan).
@@ -36,11 +36,7 @@ impl LogScan {
         match self.walker.next(limit).await? {
             Step::Record(record) => Ok(Some(record)),
             Step::Limit => Ok(None),
-            Step::End(end) => Err(Error::Corrupt {
-                source_name: self.name.clone(),
-                offset: end.at,
-                reason: end.reason.into(),
-            }),
+            Step::End(end) => Err(Place::new(self.name.as_str(), end.at).corrupt(end.reason)),
         }
     }
 

@@ -63,6 +63,17 @@ async fn flip_byte(disk: &MemoryDisk, offset: u64) {
     device.flush().await.expect("flush");
 }
 
+/// Flips a byte at `offset`, then checks that the log refuses to open, reporting corruption
+/// of the record at `record`.
+async fn assert_flip_is_corruption(disk: &MemoryDisk, offset: u64, record: LogPosition) {
+    flip_byte(disk, offset).await;
+    let error = open(disk, LogPosition::ZERO).await.expect_err("corrupt");
+    assert!(
+        matches!(error, Error::Corrupt { offset, .. } if offset == record.0),
+        "{error}"
+    );
+}
+
 /// A memory device that counts flushes and can hold them until released.
 #[derive(Debug)]
 struct TestDevice {
@@ -323,12 +334,7 @@ async fn after_a_clean_close_damage_to_the_last_batch_is_corruption() {
     ));
     drop(log);
 
-    flip_byte(&disk, last.0 + 3).await;
-    let error = open(&disk, LogPosition::ZERO).await.expect_err("corrupt");
-    assert!(
-        matches!(error, Error::Corrupt { offset, .. } if offset == last.0),
-        "{error}"
-    );
+    assert_flip_is_corruption(&disk, last.0 + 3, last).await;
 }
 
 /// A close waits until every batch is durable before it writes the seal, so the seal
@@ -358,12 +364,7 @@ async fn a_close_vouches_for_batches_still_in_flight() {
     closing.await.expect("the close task").expect("close");
     drop(log);
 
-    flip_byte(&disk, last.0 + 3).await;
-    let error = open(&disk, LogPosition::ZERO).await.expect_err("corrupt");
-    assert!(
-        matches!(error, Error::Corrupt { offset, .. } if offset == last.0),
-        "{error}"
-    );
+    assert_flip_is_corruption(&disk, last.0 + 3, last).await;
 }
 
 /// The known limit: after a crash nothing vouches for the last batch, so damage confined to
@@ -466,6 +467,42 @@ async fn an_older_record_behind_a_torn_sector_never_joins_the_log() {
     );
     assert_eq!(log.recovery().chain_end.0, tail + 128);
     assert_eq!(log.recovery().tail.0, tail);
+}
+
+/// A newer program appended a batch after this one's records: the log refuses to open,
+/// naming where the newer format starts, instead of taking the batch for a torn tail and
+/// writing over it.
+#[tokio::test]
+async fn a_log_continued_by_a_newer_format_is_refused() {
+    let disk = disk();
+    let log = open(&disk, LogPosition::ZERO).await.expect("open");
+    commit(&log, b"ours").await;
+    let tail = log.durable().0;
+    drop(log);
+
+    // Phase: a batch header of version 2 at the tail, intact under the checksum rule.
+    let mut newer = super::format::batch_header(tail, 9, tail);
+    newer[15] = super::format::FORMAT_VERSION + 1;
+    let header = newer[..16].try_into().expect("16 bytes");
+    let crc = super::format::frame_checksum(&header, tail, crc32c::crc32c(&newer[16..]));
+    newer[0..4].copy_from_slice(&crc.to_le_bytes());
+    newer.resize(ALIGNMENT as usize, 0);
+    let device = disk.open();
+    device.write(tail, &newer).await.expect("write");
+    device.flush().await.expect("flush");
+
+    match open(&disk, LogPosition::ZERO).await {
+        Err(Error::NewerFormat {
+            offset,
+            format,
+            source_name,
+            ..
+        }) => assert_eq!(
+            (offset, format, source_name.as_str()),
+            (tail, 2, "test log")
+        ),
+        other => panic!("expected NewerFormat, got {other:?}"),
+    }
 }
 
 /// Truncation frees the front; the log reopens from the truncation point and refuses

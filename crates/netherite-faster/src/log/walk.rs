@@ -18,9 +18,9 @@ use std::sync::Arc;
 use netherite_core::device::LogDevice;
 
 use super::format::{self, FrameKind, HEADER_LEN, Header};
-use super::reader::Reader;
 use super::{LogPosition, LogRecord, RecordKind};
-use crate::Error;
+use crate::reader::Reader;
+use crate::{Error, Place};
 
 /// Where the chain of valid frames ends, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +59,9 @@ type Verdict = Result<Frame, &'static str>;
 
 /// A walk along the chain of frames.
 pub(crate) struct Walker {
+    /// The log's name, for errors.
+    name: Arc<str>,
+    device: Arc<dyn LogDevice>,
     reader: Reader,
     alignment: u64,
     read_attempts_max: u32,
@@ -71,11 +74,18 @@ pub(crate) struct Walker {
 }
 
 impl Walker {
-    /// A walk starting at `start`, which must be where a frame starts.
-    pub(crate) fn new(device: Arc<dyn LogDevice>, start: u64, read_attempts_max: u32) -> Walker {
+    /// A walk of the log `name` starting at `start`, which must be where a frame starts.
+    pub(crate) fn new(
+        name: Arc<str>,
+        device: Arc<dyn LogDevice>,
+        start: u64,
+        read_attempts_max: u32,
+    ) -> Walker {
         let alignment = device.alignment();
         Walker {
-            reader: Reader::new(device),
+            name,
+            device,
+            reader: Reader::default(),
             alignment,
             read_attempts_max,
             pos: start,
@@ -147,20 +157,27 @@ impl Walker {
         if pos + HEADER_LEN as u64 > limit {
             return Ok(Err("a frame header runs past the end of the data"));
         }
-        let bytes = self.reader.get(pos, HEADER_LEN, limit).await?;
-        let bytes: &[u8; HEADER_LEN] = bytes.try_into().expect("get returns the length asked");
-        let header = match Header::decode(bytes) {
+        let bytes = self
+            .reader
+            .get(&*self.device, pos, HEADER_LEN, limit)
+            .await?;
+        let bytes: [u8; HEADER_LEN] = bytes.try_into().expect("get returns the length asked");
+        let header = match Header::decode(&bytes) {
             Ok(header) => header,
-            Err(reason) => return Ok(Err(reason)),
+            Err(reason) => {
+                self.refuse_newer(&bytes, limit).await?;
+                return Ok(Err(reason));
+            }
         };
         if pos + header.frame_len() > limit {
             return Ok(Err("a frame runs past the end of the data"));
         }
 
         let body_at = pos + HEADER_LEN as u64;
+        let covered = header.checked_body_len();
         let body = self
             .reader
-            .get(body_at, header.checked_body_len(), limit)
+            .get(&*self.device, body_at, covered, limit)
             .await?;
         if !header.verify(pos, body) {
             return Ok(Err("checksum mismatch"));
@@ -169,6 +186,27 @@ impl Walker {
         Ok(self
             .check_place(&header, &body)
             .map(|()| Frame { header, body }))
+    }
+
+    /// Fails with [`Error::NewerFormat`] when `header` (at the walk's position) opens an
+    /// intact frame of a newer version: a newer program wrote the log from here on.
+    async fn refuse_newer(&mut self, header: &[u8; HEADER_LEN], limit: u64) -> Result<(), Error> {
+        let Some((version, covered)) = format::newer_version(header) else {
+            return Ok(());
+        };
+        let (pos, body_at) = (self.pos, self.pos + HEADER_LEN as u64);
+        if body_at + covered as u64 > limit {
+            return Ok(());
+        }
+        let body = self
+            .reader
+            .get(&*self.device, body_at, covered, limit)
+            .await?;
+        if !format::newer_frame_intact(header, pos, body) {
+            return Ok(());
+        }
+        let place = Place::new(&*self.name, pos);
+        Err(place.newer_format(u32::from(version), u32::from(format::FORMAT_VERSION)))
     }
 
     /// Whether a frame that passed its checksum fits where it stands in the chain.
@@ -296,7 +334,7 @@ mod tests {
         let disk = MemoryDisk::new(ALIGNMENT).expect("a power of two");
         let device = disk.open();
         device.write(0, &image).await.expect("write");
-        let mut walker = Walker::new(Arc::new(device), 0, 1);
+        let mut walker = Walker::new("test log".into(), Arc::new(device), 0, 1);
         let mut bodies = Vec::new();
         loop {
             match walker.next(image.len() as u64).await.expect("reads") {

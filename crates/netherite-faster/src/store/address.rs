@@ -68,15 +68,25 @@ impl Address {
         Address(self.0.saturating_add(bytes))
     }
 
-    /// The smallest multiple of `unit` (a power of two) at or above this address.
+    /// The smallest multiple of `unit` (a power of two) at or above this address; the
+    /// largest one when no multiple above fits in a `u64`.
     pub const fn round_up(self, unit: u64) -> Address {
-        Address((self.0 + unit - 1) & !(unit - 1))
+        let mask = mask(unit);
+        match self.0.checked_add(mask) {
+            Some(above) => Address(above & !mask),
+            None => Address(self.0 & !mask),
+        }
     }
 
     /// The largest multiple of `unit` (a power of two) at or below this address.
     pub const fn round_down(self, unit: u64) -> Address {
-        Address(self.0 & !(unit - 1))
+        Address(self.0 & !mask(unit))
     }
+}
+
+/// The low bits below `unit`, a power of two (0 counts as 1, so no input underflows).
+const fn mask(unit: u64) -> u64 {
+    unit.saturating_sub(1)
 }
 
 impl fmt::Display for Address {
@@ -108,5 +118,13 @@ mod tests {
         assert_eq!(Address::new(512).round_up(512), Address::new(512));
         assert_eq!(Address::new(513).round_up(512), Address::new(1024));
         assert_eq!(Address::new(1023).round_down(512), Address::new(512));
+    }
+
+    /// The ends of the number line round without overflowing, whatever the unit.
+    #[test]
+    fn rounding_never_overflows() {
+        assert_eq!(Address::new(u64::MAX).round_up(64).get(), !63);
+        assert_eq!(Address::new(5).round_up(0), Address::new(5));
+        assert_eq!(Address::new(5).round_down(0), Address::new(5));
     }
 }

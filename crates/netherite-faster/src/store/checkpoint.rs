@@ -34,13 +34,12 @@ use super::address::Address;
 use super::config::{StoreConfig, StoreDevices};
 use super::index::Index;
 use super::kv::Store;
-use super::log::HybridLog;
 use super::manifest::{
     MANIFEST_FIXED_LEN, MANIFEST_HEAD_LEN, Manifest, clear_slots, read_manifest, slot_bytes,
     write_manifest,
 };
 use super::record::{HEADER_LEN, Header, Kind, RecordRef};
-use crate::Error;
+use crate::{Error, Place, reread_if_corrupt};
 
 /// One index slot in a snapshot: the primary bucket (u32) and the slot word (u64).
 const SNAPSHOT_ENTRY_LEN: u64 = 12;
@@ -71,16 +70,20 @@ pub struct Recovered {
 impl Store {
     /// Creates an empty store on `devices` and makes it durable as checkpoint 1 (empty blob).
     ///
-    /// Refuses with [`Error::StoreExists`] when the checkpoint device holds a valid manifest:
-    /// an existing store is opened with [`Store::recover`].
+    /// Refuses with [`Error::StoreExists`] when the checkpoint device holds a valid manifest
+    /// (an existing store is opened with [`Store::recover`]), and with [`Error::NewerFormat`]
+    /// when it holds one a newer program wrote. A missing or damaged manifest is overwritten.
     pub async fn create(devices: StoreDevices, config: StoreConfig) -> Result<Store, Error> {
         config.validate(devices.log.alignment())?;
         for slot in 0..2 {
             let name = &devices.checkpoints_name;
-            if let Ok(manifest) = read_manifest(&*devices.checkpoints, name, slot).await {
-                return Err(Error::StoreExists {
-                    version: manifest.version,
-                });
+            match read_manifest(&*devices.checkpoints, name, slot).await {
+                Ok(manifest) => {
+                    let version = manifest.version;
+                    return Err(Error::StoreExists { version });
+                }
+                Err(error) if is_damage(&error) => {}
+                Err(error) => return Err(error),
             }
         }
         clear_slots(&*devices.checkpoints, &[0, 1]).await?;
@@ -94,8 +97,9 @@ impl Store {
     ///
     /// Falls back to the older checkpoint when the newer one's manifest or snapshot is
     /// missing, damaged or cut short; [`Recovered::skipped`] says what was passed over. Fails
-    /// with [`Error::NoIntactCheckpoint`] when neither can be loaded, and with a device error
-    /// (nothing erased) when a device fails rather than its bytes.
+    /// with [`Error::NoIntactCheckpoint`] when neither can be loaded, and (nothing erased) with
+    /// a device error when a device fails rather than its bytes, or [`Error::NewerFormat`]
+    /// when a newer program wrote a manifest.
     pub async fn recover(
         devices: StoreDevices,
         config: StoreConfig,
@@ -147,17 +151,8 @@ impl Store {
     ) -> Store {
         config.page_bytes = manifest.page_bytes;
         config.index_buckets = manifest.index_buckets;
-        let (log, log_name) = (devices.log.clone(), devices.log_name.clone());
-        let mut store = Store::empty(config, devices);
-        store.index = index;
-        store.log = HybridLog::new(
-            log,
-            log_name.into(),
-            manifest.page_bytes,
-            store.config.record_bytes_max(),
-            Address::new(manifest.begin),
-            Address::new(manifest.resume),
-        );
+        let (begin, tail) = (Address::new(manifest.begin), Address::new(manifest.resume));
+        let mut store = Store::assemble(config, devices, index, begin, tail);
         store.checkpoints.next_version = manifest.version + 1;
         store.checkpoints.retained_begins = [Some(Address::new(manifest.begin)), older_begin];
         tracing::info!(
@@ -298,28 +293,27 @@ async fn load_index(
     manifest: &Manifest,
     config: &StoreConfig,
 ) -> Result<Index, Error> {
-    let bytes_needed = manifest.index_buckets * 64 + 4 * manifest.page_bytes;
-    if bytes_needed > config.memory_bytes_max {
-        return Err(Error::LimitExceeded {
-            limit: "memory_bytes_max",
-            actual: bytes_needed,
-            max: config.memory_bytes_max,
-        });
-    }
-    let index = match read_snapshot(log, name, manifest).await {
-        Err(Error::Corrupt { .. }) => read_snapshot(log, name, manifest).await,
-        other => other,
-    }?;
+    // The manifest's rules bound pages and buckets, so none of this overflows. Each entry
+    // takes a slot of at least 8 bytes, so the count alone may show the index cannot fit.
+    let pages = 4 * manifest.page_bytes;
+    fits_budget(manifest.index_buckets * 64 + pages, config)?;
+    fits_budget(manifest.snapshot_entries.saturating_mul(8), config)?;
+    let index = reread_if_corrupt(|| read_snapshot(log, name, manifest)).await?;
     // Overflow buckets may have made the index larger than the bucket count says.
-    let bytes_needed = index.memory_bytes() + 4 * manifest.page_bytes;
-    if bytes_needed > config.memory_bytes_max {
+    fits_budget(index.memory_bytes() + pages, config)?;
+    Ok(index)
+}
+
+/// Fails unless `bytes` fit in the memory budget.
+fn fits_budget(bytes: u64, config: &StoreConfig) -> Result<(), Error> {
+    if bytes > config.memory_bytes_max {
         return Err(Error::LimitExceeded {
             limit: "memory_bytes_max",
-            actual: bytes_needed,
+            actual: bytes,
             max: config.memory_bytes_max,
         });
     }
-    Ok(index)
+    Ok(())
 }
 
 /// Reads the snapshot at `manifest.snapshot_at` into a new index, checking every entry.
@@ -329,33 +323,20 @@ async fn read_snapshot(
     manifest: &Manifest,
 ) -> Result<Index, Error> {
     let at = manifest.snapshot_at;
-    let what = || {
-        format!(
-            "index snapshot of checkpoint {} in {name}",
-            manifest.version
-        )
-    };
+    let what = format!(
+        "index snapshot of checkpoint {} in {name}",
+        manifest.version
+    );
+    let place = Place::new(what, at);
     let data_len = manifest.snapshot_entries.saturating_mul(SNAPSHOT_ENTRY_LEN);
     let needed = data_len.saturating_add(HEADER_LEN as u64);
     let available = log.size().saturating_sub(at);
     if available < needed {
-        return Err(Error::Truncated {
-            source_name: what(),
-            offset: at,
-            needed,
-            available,
-        });
+        return Err(place.truncated(needed, available));
     }
-    let corrupt = |reason: String| Error::Corrupt {
-        source_name: what(),
-        offset: at,
-        reason,
-    };
     let head = log.read(at, HEADER_LEN).await?;
     if !skip_header_matches(&head, manifest, needed) {
-        return Err(corrupt(
-            "the skip header does not match the manifest".into(),
-        ));
+        return Err(place.corrupt("the skip header does not match the manifest"));
     }
 
     let mut index = Index::new(manifest.index_buckets);
@@ -368,13 +349,13 @@ async fn read_snapshot(
         for entry in bytes.chunks_exact(SNAPSHOT_ENTRY_LEN as usize) {
             let home = u32::from_le_bytes(entry[..4].try_into().expect("4 bytes"));
             let word = u64::from_le_bytes(entry[4..].try_into().expect("8 bytes"));
-            check_entry(manifest, home, word).map_err(corrupt)?;
+            check_entry(manifest, home, word).map_err(|reason| place.corrupt(reason))?;
             index.restore_slot(home, word);
         }
         offset += len;
     }
     if crc != manifest.snapshot_crc {
-        return Err(corrupt("checksum mismatch".into()));
+        return Err(place.corrupt("checksum mismatch"));
     }
     Ok(index)
 }

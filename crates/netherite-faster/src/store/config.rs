@@ -10,6 +10,10 @@ use crate::Error;
 /// The longest key the store takes (limit `key_bytes_max`).
 pub const KEY_BYTES_MAX: usize = 64 << 10;
 
+/// The largest page a store may have, 1 GiB: far past any useful size, and low enough that
+/// arithmetic on page counts cannot overflow.
+pub(crate) const PAGE_BYTES_MAX: u64 = 1 << 30;
+
 /// The two devices a store runs on.
 ///
 /// The log device holds the records and, after each checkpoint's records, that checkpoint's
@@ -61,7 +65,7 @@ impl StoreDevices {
 pub struct StoreConfig {
     /// The most bytes the store's pages and index may take (limit `memory_bytes_max`).
     pub memory_bytes_max: u64,
-    /// The size of a log page: a power of two, at least 4096 and a multiple of the log
+    /// The size of a log page: a power of two from 4096 to 1 GiB, and a multiple of the log
     /// device's alignment. Pages are the unit of device writes and of eviction.
     pub page_bytes: u64,
     /// Primary buckets of the hash index: a power of two. Seven keys fit per bucket before
@@ -87,9 +91,10 @@ impl StoreConfig {
     /// Checks the rules above against a log device of `alignment`.
     pub(crate) fn validate(&self, alignment: u64) -> Result<(), Error> {
         let fail = |reason: String| Err(Error::InvalidConfig(reason));
-        if !self.page_bytes.is_power_of_two() || self.page_bytes < 4096 {
+        if !self.page_bytes.is_power_of_two() || !(4096..=PAGE_BYTES_MAX).contains(&self.page_bytes)
+        {
             return fail(format!(
-                "page_bytes {} is not a power of two >= 4096",
+                "page_bytes {} is not a power of two from 4096 to {PAGE_BYTES_MAX}",
                 self.page_bytes
             ));
         }

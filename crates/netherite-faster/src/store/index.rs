@@ -114,12 +114,22 @@ pub(crate) struct SlotRef {
 }
 
 /// The hash table of chain heads.
-#[derive(Debug)]
 pub(crate) struct Index {
     tag_bits: u32,
     primary: Vec<Bucket>,
     overflow: Vec<Box<[Bucket]>>,
     overflow_len: usize,
+}
+
+/// Counts rather than contents: an index holds up to millions of slots.
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("buckets", &self.primary.len())
+            .field("overflow_buckets", &self.overflow_len)
+            .field("memory_bytes", &self.memory_bytes())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Index {

@@ -53,6 +53,15 @@ pub struct StoreStats {
     pub next_checkpoint: u64,
 }
 
+/// What one step down a chain found.
+#[derive(Debug)]
+pub(crate) enum Link {
+    /// The record of the key looked for.
+    Match(Hit),
+    /// Another key's record; the chain goes on here.
+    Next(Address),
+}
+
 /// Where the newest record of a key was found.
 #[derive(Debug)]
 pub(crate) enum Hit {
@@ -65,17 +74,31 @@ pub(crate) enum Hit {
 impl Store {
     /// A store over `devices` with an empty index, not yet checkpointed.
     pub(crate) fn empty(config: StoreConfig, devices: StoreDevices) -> Store {
+        let index = Index::new(config.index_buckets);
+        Store::assemble(config, devices, index, Address::FIRST, Address::FIRST)
+    }
+
+    /// A store over `devices` with `index`, whose live records span `begin..tail`, none in
+    /// memory, before its first checkpoint.
+    pub(crate) fn assemble(
+        config: StoreConfig,
+        devices: StoreDevices,
+        index: Index,
+        begin: Address,
+        tail: Address,
+    ) -> Store {
         let record_max = config.record_bytes_max();
+        let log_name = devices.log_name.into();
         let log = HybridLog::new(
             devices.log,
-            devices.log_name.into(),
+            log_name,
             config.page_bytes,
             record_max,
-            Address::FIRST,
-            Address::FIRST,
+            begin,
+            tail,
         );
         Store {
-            index: Index::new(config.index_buckets),
+            index,
             config,
             log,
             checkpoints: CheckpointState {
@@ -205,27 +228,35 @@ impl Store {
         let begin = self.log.begin();
         let mut address = head;
         while address >= begin {
-            let previous = if let Some(record) = self.log.record_at(address) {
-                if record.key() == key {
-                    return Ok(Some(Hit::Memory(address)));
-                }
-                record.header.previous
-            } else {
-                let bytes = self.log.read_from_device(address, key.len()).await?;
-                let record = RecordRef::new(&bytes).expect("a verified whole record");
-                if record.key() == key {
-                    return Ok(Some(Hit::Device(bytes)));
-                }
-                record.header.previous
-            };
-            if previous >= address.get() {
-                return Err(self
-                    .log
-                    .corrupt(address, format!("chain goes up to {previous}")));
+            match self.chain_step(key, address).await? {
+                Link::Match(hit) => return Ok(Some(hit)),
+                Link::Next(previous) => address = previous,
             }
-            address = Address::new(previous);
         }
         Ok(None)
+    }
+
+    /// One step down a chain: the record at `address` if it is `key`'s, else the address of
+    /// the record before it (strictly lower, or the chain is damaged).
+    pub(crate) async fn chain_step(&self, key: &[u8], address: Address) -> Result<Link, Error> {
+        let previous = if let Some(record) = self.log.record_at(address) {
+            if record.key() == key {
+                return Ok(Link::Match(Hit::Memory(address)));
+            }
+            record.header.previous
+        } else {
+            let bytes = self.log.read_from_device(address, key.len()).await?;
+            let record = RecordRef::new(&bytes).expect("a verified whole record");
+            if record.key() == key {
+                return Ok(Link::Match(Hit::Device(bytes)));
+            }
+            record.header.previous
+        };
+        if previous >= address.get() {
+            let place = self.log.place(address);
+            return Err(place.corrupt(format!("chain goes up to {previous}")));
+        }
+        Ok(Link::Next(Address::new(previous)))
     }
 
     /// Runs `f` on the record behind `hit`.

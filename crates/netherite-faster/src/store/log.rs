@@ -18,22 +18,32 @@
 //! checksum verified. Device writes are whole frames at frame starts, so they are aligned for
 //! every device whose alignment divides the page size.
 
+use std::fmt;
 use std::sync::Arc;
 
 use netherite_core::device::LogDevice;
 
 use super::address::{Address, Regions};
 use super::record::{HEADER_LEN, Header, Kind, RECORD_ALIGN, RecordRef};
-use crate::Error;
+use crate::{Error, Place, reread_if_corrupt};
 
 /// Bytes read past the key on a device read, in the hope of getting the value in one read.
 const READ_AHEAD: usize = 256;
 
 /// A run of whole pages in memory.
-#[derive(Debug)]
 struct Frame {
     start: u64,
     bytes: Box<[u8]>,
+}
+
+/// Where and how long, not the bytes: a frame is at least a page.
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frame")
+            .field("start", &self.start)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
 }
 
 impl Frame {
@@ -63,6 +73,10 @@ pub(crate) struct HybridLog {
 
 impl HybridLog {
     /// A log over `device` whose live records span `begin..tail`, none of them in memory.
+    ///
+    /// When the tail is inside a page (a new store's starts at [`Address::FIRST`]), that page
+    /// is opened in memory at once, so that the pad header ending it is written with it: on
+    /// the device, every header a scan meets was written, and zeros there are damage.
     pub(crate) fn new(
         device: Arc<dyn LogDevice>,
         name: Arc<str>,
@@ -71,7 +85,7 @@ impl HybridLog {
         begin: Address,
         tail: Address,
     ) -> HybridLog {
-        HybridLog {
+        let mut log = HybridLog {
             sector: device.alignment(),
             device,
             name,
@@ -82,17 +96,20 @@ impl HybridLog {
             begin,
             read_only: tail,
             tail,
+        };
+        if !tail.get().is_multiple_of(page_bytes) {
+            log.frames.push(Frame {
+                start: tail.round_down(page_bytes).get(),
+                bytes: vec![0; page_bytes as usize].into_boxed_slice(),
+            });
+            log.frames_bytes = page_bytes;
         }
+        log
     }
 
     /// The device under the log.
     pub(crate) fn device(&self) -> &Arc<dyn LogDevice> {
         &self.device
-    }
-
-    /// What error messages call the device.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
     }
 
     /// The page size.
@@ -345,13 +362,9 @@ impl HybridLog {
         }
     }
 
-    /// The error for a damaged record at `address`.
-    pub(crate) fn corrupt(&self, address: Address, reason: String) -> Error {
-        Error::Corrupt {
-            source_name: format!("record in {}", self.name),
-            offset: address.get(),
-            reason,
-        }
+    /// The place of the record at `address`, for damage reports.
+    pub(crate) fn place(&self, address: Address) -> Place {
+        Place::new(format!("record in {}", self.name), address.get())
     }
 
     /// Reads the whole record at `address` from the device and verifies it, rereading once
@@ -361,33 +374,22 @@ impl HybridLog {
         address: Address,
         key_len: usize,
     ) -> Result<Vec<u8>, Error> {
-        match self.read_once(address, key_len).await {
-            Err(Error::Corrupt { .. }) => {
-                tracing::debug!(%address, "store record failed a check; reading it again");
-                self.read_once(address, key_len).await
-            }
-            other => other,
-        }
+        reread_if_corrupt(|| self.read_once(address, key_len)).await
     }
 
     async fn read_once(&self, address: Address, key_len: usize) -> Result<Vec<u8>, Error> {
-        let at = address.get();
+        let (at, place) = (address.get(), self.place(address));
         let available = self.device.size().saturating_sub(at);
         let first = ((HEADER_LEN + key_len + READ_AHEAD) as u64).min(available);
-        let truncated = |needed: u64| Error::Truncated {
-            source_name: format!("record in {}", self.name),
-            offset: at,
-            needed,
-            available,
-        };
         if first < HEADER_LEN as u64 {
-            return Err(truncated(HEADER_LEN as u64));
+            return Err(place.truncated(HEADER_LEN as u64, available));
         }
         let mut bytes = self.device.read(at, first as usize).await?;
-        let len = self.check_header(address, &Header::parse(&bytes))?;
+        let len = self.check_header(&place, &Header::parse(&bytes))?;
         if len > available {
-            let reason = format!("record length {len} runs past the end of the device");
-            return Err(self.corrupt(address, reason));
+            return Err(place.corrupt(format!(
+                "record length {len} runs past the end of the device"
+            )));
         }
         if len > first {
             bytes = self.device.read(at, len as usize).await?;
@@ -395,20 +397,20 @@ impl HybridLog {
         // The second read may disagree with the first about the length: check it whole.
         let whole = RecordRef::new(&bytes).filter(|r| r.header.record_len() == len && r.verify());
         if whole.is_none() {
-            return Err(self.corrupt(address, "checksum mismatch".into()));
+            return Err(place.corrupt("checksum mismatch"));
         }
         bytes.truncate(len as usize);
         Ok(bytes)
     }
 
     /// Checks that a header read from the device is a record of sane length; returns it.
-    fn check_header(&self, address: Address, header: &Header) -> Result<u64, Error> {
+    fn check_header(&self, place: &Place, header: &Header) -> Result<u64, Error> {
         if header.kind() != Kind::Record {
-            return Err(self.corrupt(address, "a chain points at something not a record".into()));
+            return Err(place.corrupt("a chain points at something not a record"));
         }
         let len = header.record_len();
         if len > self.record_bytes_max + RECORD_ALIGN {
-            return Err(self.corrupt(address, format!("record length {len} is past the limit")));
+            return Err(place.corrupt(format!("record length {len} is past the limit")));
         }
         Ok(len)
     }

@@ -14,11 +14,16 @@
 //! A slot is at least 4096 bytes and a whole number of the device's sectors; slot `i` starts
 //! at `i * slot bytes`. A slot of zeros is missing; anything else that fails a check is
 //! damaged, and the error names the slot, its device and its offset.
+//!
+//! A later format keeps the magic, the head and the format number at the start of the body,
+//! so that an intact manifest of a newer format is told apart from damage: it is refused with
+//! [`Error::NewerFormat`], never passed over and erased as a damaged one would be.
 
 use netherite_core::device::LogDevice;
 
 use super::address::Address;
-use crate::Error;
+use super::config::PAGE_BYTES_MAX;
+use crate::{Error, Place, reread_if_corrupt};
 
 /// The manifest format this program writes and reads.
 const MANIFEST_FORMAT: u32 = 1;
@@ -48,10 +53,6 @@ pub(crate) struct Manifest {
 /// The bytes of one manifest slot on `device`.
 pub(crate) fn slot_bytes(device: &dyn LogDevice) -> u64 {
     MANIFEST_SLOT_MIN.max(device.alignment())
-}
-
-fn slot_name(device_name: &str, slot: u64) -> String {
-    format!("manifest slot {slot} of {device_name}")
 }
 
 /// Writes the manifest into its slot and flushes the checkpoint device.
@@ -110,10 +111,7 @@ pub(crate) async fn read_manifest(
     name: &str,
     slot: u64,
 ) -> Result<Manifest, Error> {
-    match read_manifest_once(device, name, slot).await {
-        Err(Error::Corrupt { .. }) => read_manifest_once(device, name, slot).await,
-        other => other,
-    }
+    reread_if_corrupt(|| read_manifest_once(device, name, slot)).await
 }
 
 async fn read_manifest_once(
@@ -128,54 +126,44 @@ async fn read_manifest_once(
         0 => Vec::new(),
         _ => device.read(offset, available as usize).await?,
     };
-    let what = || slot_name(name, slot);
+    let place = Place::new(format!("manifest slot {slot} of {name}"), offset);
     if bytes.iter().take(MANIFEST_HEAD_LEN).all(|&b| b == 0) {
-        return Err(Error::Missing {
-            source_name: what(),
-            offset,
-        });
+        return Err(place.missing());
     }
-    let truncated = |needed: u64| Error::Truncated {
-        source_name: what(),
-        offset,
-        needed,
-        available,
-    };
-    let corrupt = |reason: String| Error::Corrupt {
-        source_name: what(),
-        offset,
-        reason,
-    };
     if bytes.len() < MANIFEST_HEAD_LEN {
-        return Err(truncated(MANIFEST_HEAD_LEN as u64));
+        return Err(place.truncated(MANIFEST_HEAD_LEN as u64, available));
     }
     if &bytes[..8] != MANIFEST_MAGIC {
-        return Err(corrupt("not a store manifest (magic bytes differ)".into()));
+        return Err(place.corrupt("not a store manifest (magic bytes differ)"));
     }
     let body_len = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as u64;
     if body_len > len - MANIFEST_HEAD_LEN as u64 {
-        return Err(corrupt(format!(
-            "body length {body_len} is larger than the slot"
-        )));
+        return Err(place.corrupt(format!("body length {body_len} is larger than the slot")));
     }
     let end = MANIFEST_HEAD_LEN + body_len as usize;
     if bytes.len() < end {
-        return Err(truncated(end as u64));
+        return Err(place.truncated(end as u64, available));
     }
     let crc = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
-    if crc32c::crc32c(&bytes[MANIFEST_HEAD_LEN..end]) != crc {
-        return Err(corrupt("checksum mismatch".into()));
+    let body = &bytes[MANIFEST_HEAD_LEN..end];
+    if crc32c::crc32c(body) != crc {
+        return Err(place.corrupt("checksum mismatch"));
     }
-    decode_body(&bytes[MANIFEST_HEAD_LEN..end]).map_err(corrupt)
+    decode(body, &place)
 }
 
-/// Decodes a manifest body whose checksum passed.
-fn decode_body(body: &[u8]) -> Result<Manifest, String> {
+/// Decodes a manifest body whose checksum passed, after its format number.
+fn decode(body: &[u8], place: &Place) -> Result<Manifest, Error> {
     let mut reader = FieldReader { bytes: body, at: 0 };
-    let format = reader.u32()?;
-    if format != MANIFEST_FORMAT {
-        return Err(format!("unsupported manifest format {format}"));
+    match reader.u32().map_err(|reason| place.corrupt(reason))? {
+        MANIFEST_FORMAT => decode_body(reader).map_err(|reason| place.corrupt(reason)),
+        format if format > MANIFEST_FORMAT => Err(place.newer_format(format, MANIFEST_FORMAT)),
+        format => Err(place.corrupt(format!("no manifest format is numbered {format}"))),
     }
+}
+
+/// Decodes the rest of a manifest body whose checksum passed and whose format is this one.
+fn decode_body(mut reader: FieldReader<'_>) -> Result<Manifest, String> {
     let mut manifest = Manifest {
         version: reader.u64()?,
         page_bytes: reader.u64()?,
@@ -194,15 +182,20 @@ fn decode_body(body: &[u8]) -> Result<Manifest, String> {
     Ok(manifest)
 }
 
-/// The rules every manifest this program wrote keeps.
+/// The rules every manifest this program wrote keeps. Later arithmetic on the fields relies
+/// on them: pages are bounded, and the snapshot and the resumed tail start pages.
 fn check_manifest(m: &Manifest) -> Result<(), String> {
-    let page_ok = m.page_bytes.is_power_of_two() && m.page_bytes >= 4096;
+    let page_ok = m.page_bytes.is_power_of_two() && (4096..=PAGE_BYTES_MAX).contains(&m.page_bytes);
     let buckets_ok = m.index_buckets.is_power_of_two() && m.index_buckets <= 1 << 32;
     let order_ok = Address::FIRST.get() <= m.begin
         && m.begin <= m.end
         && m.end <= m.snapshot_at
-        && m.snapshot_at < m.resume;
-    if !(page_ok && buckets_ok && order_ok) {
+        && m.snapshot_at < m.resume
+        && m.resume <= Address::MAX.get();
+    let pages_ok = page_ok
+        && m.snapshot_at.is_multiple_of(m.page_bytes)
+        && m.resume.is_multiple_of(m.page_bytes);
+    if !(buckets_ok && order_ok && pages_ok) {
         return Err(format!("fields break the manifest's rules: {m:?}"));
     }
     Ok(())
@@ -286,5 +279,36 @@ mod tests {
             "{error}"
         );
         assert!(error.to_string().contains("manifest slot 1"), "{error}");
+    }
+
+    /// Fields no writer of this format produces are damage even under a valid checksum:
+    /// pages past the limit (whose arithmetic would overflow), a snapshot or a tail off a
+    /// page start.
+    #[tokio::test]
+    async fn fields_past_their_rules_are_damage() {
+        let disk = netherite_core::device::MemoryDisk::new(512).expect("power of two");
+        let device = disk.open();
+        let wild = [
+            Manifest {
+                page_bytes: 1 << 63,
+                ..sample()
+            },
+            Manifest {
+                snapshot_at: 12288 + 512,
+                ..sample()
+            },
+            Manifest {
+                resume: 16384 + 8,
+                ..sample()
+            },
+        ];
+        for manifest in wild {
+            write_manifest(&device, &manifest).await.expect("written");
+            let error = read_manifest(&device, "cp", 1).await.expect_err("refused");
+            assert!(
+                matches!(&error, Error::Corrupt { reason, .. } if reason.contains("rules")),
+                "{error}"
+            );
+        }
     }
 }

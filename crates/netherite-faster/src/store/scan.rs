@@ -11,10 +11,11 @@
 
 use super::address::Address;
 use super::index::KeyHash;
-use super::kv::Store;
+use super::kv::{Link, Store};
 use super::log::HybridLog;
 use super::record::{HEADER_LEN, Header, Kind, RecordRef};
 use crate::Error;
+use crate::reader::Reader;
 
 /// One step of a scan: a record, or a stretch without records (a pad or a skip region).
 #[derive(Debug)]
@@ -32,8 +33,8 @@ pub(crate) struct Step {
 pub(crate) struct LogCursor {
     position: Address,
     end: Address,
-    /// The last page read from the device: its start and bytes.
-    page: Option<(u64, Vec<u8>)>,
+    /// Reads the device a page at most at a time.
+    reader: Reader,
 }
 
 impl LogCursor {
@@ -42,7 +43,7 @@ impl LogCursor {
         LogCursor {
             position: start,
             end,
-            page: None,
+            reader: Reader::default(),
         }
     }
 
@@ -75,7 +76,7 @@ impl LogCursor {
                 "a skip region reaches {}, past the end {}",
                 step.next, self.end
             );
-            return Err(log.corrupt(address, reason));
+            return Err(log.place(address).corrupt(reason));
         }
         self.position = step.next;
         Ok(Some(step))
@@ -89,14 +90,6 @@ impl LogCursor {
         page_end: Address,
     ) -> Result<Step, Error> {
         let bytes = self.page_bytes_at(log, address, page_end).await?;
-        if bytes.len() < HEADER_LEN {
-            return Err(Error::Truncated {
-                source_name: format!("scan of {}", log.name()),
-                offset: address.get(),
-                needed: HEADER_LEN as u64,
-                available: bytes.len() as u64,
-            });
-        }
         // Every header read from the device is checked before the scan trusts its lengths;
         // a damaged one is read again once, straight from the device.
         let header = Header::parse(bytes);
@@ -106,7 +99,7 @@ impl LogCursor {
             }
             let fresh = log.device().read(address.get(), HEADER_LEN).await?;
             if !marker_intact(&fresh) {
-                return Err(log.corrupt(address, "a damaged pad or skip header".into()));
+                return Err(log.place(address).corrupt(damaged_marker(&fresh)));
             }
             return marker_step(log, address, page_end, &Header::parse(&fresh));
         }
@@ -129,9 +122,9 @@ impl LogCursor {
         })
     }
 
-    /// The bytes from `address` to the end of its page (or of the device), reading them when
-    /// the buffer does not hold them. Reads start at `address`, never below: the device may
-    /// have reclaimed the start of the page.
+    /// The bytes from `address` to the end of its page, read from the device when the
+    /// reader's window does not hold them; at least a header's worth. Reads start at
+    /// `address`, never below: the device may have reclaimed the start of the page.
     async fn page_bytes_at(
         &mut self,
         log: &HybridLog,
@@ -139,19 +132,14 @@ impl LogCursor {
         page_end: Address,
     ) -> Result<&[u8], Error> {
         let at = address.get();
-        let buffered = self.page.as_ref().is_some_and(|(start, bytes)| {
-            *start <= at
-                && at < start + bytes.len() as u64
-                && page_end.get() - log.page_bytes() <= *start
-        });
-        if !buffered {
-            let device = log.device();
-            let end = page_end.get().min(device.size());
-            let bytes = device.read(at, end.saturating_sub(at) as usize).await?;
-            self.page = Some((at, bytes));
+        let end = page_end.get().min(log.device().size());
+        if end < at + HEADER_LEN as u64 {
+            let available = end.saturating_sub(at);
+            return Err(log.place(address).truncated(HEADER_LEN as u64, available));
         }
-        let (start, bytes) = self.page.as_ref().expect("just filled");
-        Ok(&bytes[(at - start) as usize..])
+        self.reader
+            .get(&**log.device(), at, (end - at) as usize, end)
+            .await
     }
 }
 
@@ -166,8 +154,10 @@ fn step_in_memory(
     if header.kind() != Kind::Record {
         return marker_step(log, address, page_end, &header);
     }
-    let record = RecordRef::new(bytes)
-        .ok_or_else(|| log.corrupt(address, "a record in memory runs past its frame".into()))?;
+    let record = RecordRef::new(bytes).ok_or_else(|| {
+        log.place(address)
+            .corrupt("a record in memory runs past its frame")
+    })?;
     let len = record.header.record_len();
     Ok(Step {
         address,
@@ -176,10 +166,23 @@ fn step_in_memory(
     })
 }
 
-/// Whether the header at the start of `bytes` is zeros (never written: a pad) or a pad or
-/// skip header whose checksum holds.
+/// Whether the header at the start of `bytes` is a pad or skip header whose checksum holds.
+///
+/// Zeros are not: the log writes every page it hands out with an explicit pad header where its
+/// records end, so zeros where a scan expects a header mean the page was lost (a block the
+/// file system zeroed, a hole in a file). Taking them for a pad would skip the page's records
+/// silently, and a compaction would then drop them.
 fn marker_intact(bytes: &[u8]) -> bool {
-    bytes[..HEADER_LEN].iter().all(|&b| b == 0) || RecordRef::new(bytes).is_some_and(|r| r.verify())
+    RecordRef::new(bytes).is_some_and(|r| r.verify())
+}
+
+/// Why a pad or skip header read from the device cannot be trusted.
+fn damaged_marker(bytes: &[u8]) -> String {
+    if bytes.iter().all(|&b| b == 0) {
+        "zeros where a header must be: the page was lost".into()
+    } else {
+        "a damaged pad or skip header".into()
+    }
 }
 
 /// The step of a pad or skip header.
@@ -192,7 +195,9 @@ fn marker_step(
     let next = match header.kind() {
         Kind::Skip(len) if len >= HEADER_LEN as u64 => address.add(len),
         Kind::Skip(len) => {
-            return Err(log.corrupt(address, format!("a skip region of length {len}")));
+            return Err(log
+                .place(address)
+                .corrupt(format!("a skip region of length {len}")));
         }
         Kind::Pad | Kind::Record => page_end,
     };
@@ -280,23 +285,10 @@ impl Store {
         let key = record.key();
         let mut at = self.index.find(KeyHash::of(key));
         while at > address {
-            let previous = if let Some(newer) = self.log.record_at(at) {
-                if newer.key() == key {
-                    return Ok(false);
-                }
-                newer.header.previous
-            } else {
-                let bytes = self.log.read_from_device(at, key.len()).await?;
-                let newer = RecordRef::new(&bytes).expect("a verified whole record");
-                if newer.key() == key {
-                    return Ok(false);
-                }
-                newer.header.previous
-            };
-            if previous >= at.get() {
-                return Err(self.log.corrupt(at, format!("chain goes up to {previous}")));
+            match self.chain_step(key, at).await? {
+                Link::Match(_) => return Ok(false),
+                Link::Next(previous) => at = previous,
             }
-            at = Address::new(previous);
         }
         Ok(at == address)
     }

@@ -1,6 +1,8 @@
-//! Reads the device through a window, so walking many small frames costs few device reads.
-
-use std::sync::Arc;
+//! Reads a device through a window, so walking many small frames or records costs few device
+//! reads. The commit log's walks and the store's scans both read through it.
+//!
+//! The reader does not hold the device: its caller passes it to each read, so a scan cursor
+//! kept between calls does not keep a device (and its ownership) alive.
 
 use netherite_core::device::LogDevice;
 
@@ -10,27 +12,19 @@ use crate::Error;
 pub(crate) const READ_CHUNK: usize = 1 << 20;
 
 /// A read window over a device.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Reader {
-    device: Arc<dyn LogDevice>,
     offset: u64,
     window: Vec<u8>,
 }
 
 impl Reader {
-    /// A reader with nothing fetched yet.
-    pub(crate) fn new(device: Arc<dyn LogDevice>) -> Reader {
-        Reader {
-            device,
-            offset: 0,
-            window: Vec::new(),
-        }
-    }
-
     /// The `len` bytes at `offset`; the caller has checked they end at or before `limit`,
-    /// and the reader fetches ahead no further than `limit`.
+    /// and the reader fetches ahead no further than `limit` (nor more than [`READ_CHUNK`]
+    /// beyond what was asked).
     pub(crate) async fn get(
         &mut self,
+        device: &dyn LogDevice,
         offset: u64,
         len: usize,
         limit: u64,
@@ -39,7 +33,7 @@ impl Reader {
         let window_end = self.offset + self.window.len() as u64;
         if offset < self.offset || end > window_end {
             let fetch = (limit - offset).min(len.max(READ_CHUNK) as u64) as usize;
-            self.window = self.device.read(offset, fetch).await?;
+            self.window = device.read(offset, fetch).await?;
             self.offset = offset;
             if self.window.len() < len {
                 let reason = format!(
