@@ -289,16 +289,28 @@ fn names_damage(error: &Error) -> bool {
     damage && located
 }
 
+/// What a recovery and the reads after it came to.
+#[derive(Debug, Default)]
+struct Checked {
+    /// The blob of the checkpoint recovered, `None` when recovery refused.
+    blob: Option<Vec<u8>>,
+    /// How many errors naming damage were met: a refusal, a checkpoint passed over, a read
+    /// or the iteration that failed.
+    reports: usize,
+}
+
 /// Recovers the store at `root` and checks it against the checkpoint it says it recovered:
 /// every read and the iteration give that checkpoint's values, or an error naming damage.
-/// Returns the blob of the checkpoint, or `None` when recovery refused.
-async fn recover_and_check(root: &Path, models: &[Map; 2]) -> Option<Vec<u8>> {
+async fn recover_and_check(root: &Path, models: &[Map; 2]) -> Checked {
     let devices = store_devices(root).await.expect("devices");
     let (store, recovered) = match Store::recover(devices, store_config()).await {
         Ok(found) => found,
         Err(error) => {
             assert!(names_damage(&error), "recovery: {error}");
-            return None;
+            return Checked {
+                blob: None,
+                reports: 1,
+            };
         }
     };
     let blob = recovered.checkpoint.blob;
@@ -307,10 +319,14 @@ async fn recover_and_check(root: &Path, models: &[Map; 2]) -> Option<Vec<u8>> {
     } else {
         &models[1]
     };
+    let mut reports = recovered.skipped.len();
     for i in 0..1800u32 {
         match store.read(&store_key(i)).await {
             Ok(value) => assert_eq!(value.as_ref(), model.get(&store_key(i)), "key {i}"),
-            Err(error) => assert!(names_damage(&error), "read {i}: {error}"),
+            Err(error) => {
+                assert!(names_damage(&error), "read {i}: {error}");
+                reports += 1;
+            }
         }
     }
     let mut live = store.live_records();
@@ -324,11 +340,15 @@ async fn recover_and_check(root: &Path, models: &[Map; 2]) -> Option<Vec<u8>> {
             }
             Err(error) => {
                 assert!(names_damage(&error), "iteration: {error}");
+                reports += 1;
                 break;
             }
         }
     }
-    Some(blob)
+    Checked {
+        blob: Some(blob),
+        reports,
+    }
 }
 
 /// A byte flipped at a random offset of a closed store's log or checkpoint files: recovery
@@ -352,7 +372,7 @@ async fn a_flipped_byte_in_a_closed_store_is_reported_or_passed_over() {
     assert!(log_size > 2 * SEGMENT_BYTES, "the log spans segments");
 
     let mut state = 0xdead_beef_u64;
-    let mut landed = BTreeMap::new();
+    let (mut landed, mut reported) = (BTreeMap::new(), 0);
     for case in 0..40 {
         let dir = root.path().join(format!("case-{case}"));
         copy_dir(&pristine, &dir);
@@ -362,10 +382,15 @@ async fn a_flipped_byte_in_a_closed_store_is_reported_or_passed_over() {
         };
         let offset = next(&mut state) % size;
         flip(&dir.join(sub), offset, 1 << (next(&mut state) % 8));
-        let blob = recover_and_check(&dir, &models).await;
-        *landed.entry(blob).or_insert(0) += 1;
+        let checked = recover_and_check(&dir, &models).await;
+        reported += usize::from(checked.reports > 0);
+        *landed.entry(checked.blob).or_insert(0) += 1;
     }
-    println!("recovered to: {landed:?}");
+    println!("recovered to: {landed:?}; damage reported in {reported} of 40 cases");
+    assert!(
+        reported > 20,
+        "most flips hit records, snapshots or manifests"
+    );
 }
 
 /// A page of the store's log zeroed on the disk (a block lost by the file system): reads and
@@ -400,7 +425,9 @@ async fn a_zeroed_page_in_the_store_log_is_reported_not_skipped() {
         "{error}"
     );
     drop(store);
-    recover_and_check(&dir, &models).await;
+    let checked = recover_and_check(&dir, &models).await;
+    assert_eq!(checked.blob, Some(b"three".to_vec()));
+    assert!(checked.reports > 0, "the zeroed page is reported");
 }
 
 /// The last segment of the store's log cut short: the newest checkpoint's index snapshot is
@@ -432,7 +459,7 @@ async fn a_store_whose_last_log_segment_is_cut_falls_back() {
         "{source_name}"
     );
     assert_eq!(
-        recover_and_check(&dir, &models).await,
+        recover_and_check(&dir, &models).await.blob,
         Some(b"two".to_vec())
     );
 }
@@ -484,7 +511,7 @@ async fn zeroed_manifests_fall_back_then_refuse() {
     );
     drop(store);
     assert_eq!(
-        recover_and_check(&dir, &models).await,
+        recover_and_check(&dir, &models).await.blob,
         Some(b"two".to_vec())
     );
 
@@ -525,7 +552,7 @@ async fn a_manifest_from_a_newer_format_is_refused_and_kept() {
 
     file.write_all_at(&original, PAGE).expect("restore");
     assert_eq!(
-        recover_and_check(&dir, &models).await,
+        recover_and_check(&dir, &models).await.blob,
         Some(b"three".to_vec())
     );
 }

@@ -140,10 +140,11 @@ impl FileDevice {
             .map_err(|e| task_failed(operation, &self.inner.dir, e))?
     }
 
+    /// A test seam: after `good` more syncs succeed, the next one fails.
     #[cfg(test)]
-    pub(crate) fn fail_next_sync(&self) {
-        let flag = &self.inner.segments.fail_next_sync;
-        flag.store(true, Ordering::SeqCst);
+    pub(crate) fn fail_sync_after(&self, good: u64) {
+        let countdown = &self.inner.segments.syncs_before_failure;
+        countdown.store(good, Ordering::SeqCst);
     }
 }
 
@@ -296,7 +297,7 @@ mod tests {
         device.write(0, &[1; 4096]).await.unwrap();
 
         // Phase 1: the sync fails, and so does every flush after it.
-        device.fail_next_sync();
+        device.fail_sync_after(0);
         let first = device.flush().await.unwrap_err();
         assert!(
             first.to_string().contains("segment-000000000000"),
@@ -311,5 +312,29 @@ mod tests {
         let reopened = FileDevice::open(dir.path(), options).await.unwrap();
         reopened.write(4096, &[2; 4096]).await.unwrap();
         reopened.flush().await.unwrap();
+    }
+
+    /// A sync that fails while the segments below a new one are filled fails that write and
+    /// poisons the handle; the file it had already created does not block the write's retry.
+    #[tokio::test]
+    async fn a_failed_fill_leaves_the_write_retryable() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = FileDeviceOptions::default().with_segment_bytes(4096);
+        let device = FileDevice::open(dir.path(), options).await.unwrap();
+        device.write(0, &[1; 4096]).await.unwrap();
+
+        // Writing segment 2 syncs segment 0, creates and syncs segment 1: that sync fails.
+        device.fail_sync_after(1);
+        let error = device.write(2 * 4096, &[2; 4096]).await.unwrap_err();
+        assert!(
+            error.to_string().contains("segment-000000000001"),
+            "{error}"
+        );
+        assert!(dir.path().join("segment-000000000001").exists());
+
+        device.write(2 * 4096, &[2; 4096]).await.unwrap();
+        assert_eq!(device.read(2 * 4096, 2).await.unwrap(), vec![2, 2]);
+        let flush = device.flush().await.unwrap_err();
+        assert!(flush.to_string().contains("earlier fdatasync"), "{flush}");
     }
 }

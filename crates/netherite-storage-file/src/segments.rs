@@ -69,9 +69,10 @@ pub(crate) struct Segments {
     /// Held for a whole flush, so that a flush cannot return while an earlier one that took
     /// the dirty files is still syncing them.
     flushing: Mutex<()>,
-    /// A test seam: the next sync fails as if the disk had reported an error.
+    /// A test seam: how many more syncs succeed before one fails as if the disk had reported
+    /// an error (`u64::MAX`: none fails).
     #[cfg(test)]
-    pub(crate) fail_next_sync: std::sync::atomic::AtomicBool,
+    pub(crate) syncs_before_failure: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -130,7 +131,7 @@ impl Segments {
             state: Mutex::new(state),
             flushing: Mutex::default(),
             #[cfg(test)]
-            fail_next_sync: std::sync::atomic::AtomicBool::new(false),
+            syncs_before_failure: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -248,9 +249,13 @@ impl Segments {
         count_sync();
         #[cfg(test)]
         let injected = self
-            .fail_next_sync
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-            .then(|| io::Error::other("injected fdatasync failure"));
+            .syncs_before_failure
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
+            .then(|| {
+                self.syncs_before_failure.store(u64::MAX, Ordering::SeqCst);
+                io::Error::other("injected fdatasync failure")
+            });
         #[cfg(not(test))]
         let injected = None;
         let Some(source) = injected.or_else(|| file.sync_data().err()) else {
@@ -338,13 +343,17 @@ impl Segments {
         Ok(())
     }
 
-    /// Creates the file of segment `index`, which must not exist yet.
+    /// Creates the file of segment `index`, above the highest. It may exist already, left by
+    /// an attempt that failed before the file counted as the highest; then it is opened.
     fn create(&self, state: &mut State, index: u64, failed: &Failed<'_>) -> Result<File, Error> {
         let path = self.path(index);
         match open_segment(&path, true) {
             Ok(file) => {
                 tracing::debug!(path = %path.display(), "segment file created");
                 Ok(file)
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                open_segment(&path, false).map_err(|e| failed("open", &path, 0, e))
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 let gone = Poison::Gone(self.dir.clone(), "the directory is not there".into());
