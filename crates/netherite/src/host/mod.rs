@@ -29,6 +29,7 @@ mod clock;
 mod durability;
 mod input;
 mod outbox;
+mod oversize;
 mod recovery;
 mod runner;
 mod storage;
@@ -53,6 +54,7 @@ use self::clock::{EventClock, Seeds};
 pub(crate) use self::clock::{random_u128, system_now};
 use self::durability::DurabilityTracker;
 use self::outbox::Outbox;
+pub use self::oversize::PAYLOAD_TOO_LARGE;
 use self::recovery::{RecoveredPartition, RecoveryConfig, recover};
 use self::runner::{Command, Runner};
 #[cfg(feature = "file")]
@@ -79,6 +81,10 @@ pub struct HostConfig {
     pub partition_count: u32,
     /// The bounds each partition's state machine keeps.
     pub limits: Limits,
+    /// The largest payload a worker answer may carry (an activity's output, an
+    /// orchestration's result, inputs and event data it passes on, its custom status); an
+    /// answer over it fails with [`PAYLOAD_TOO_LARGE`].
+    pub payload_bytes_max: u64,
     /// Checkpoint once the commit log grew by this many bytes since the last checkpoint.
     pub checkpoint_log_bytes_max: u64,
     /// Checkpoint once this many updates were applied since the last checkpoint.
@@ -100,6 +106,7 @@ impl Default for HostConfig {
         HostConfig {
             partition_count: 12,
             limits: Limits::default(),
+            payload_bytes_max: 1 << 20,
             checkpoint_log_bytes_max: 20 << 20,
             checkpoint_events_max: 10_000,
             checkpoint_idle: Duration::from_secs(60),
@@ -137,6 +144,7 @@ impl HostConfig {
         let record_bytes_max = u32::try_from(record_max).unwrap_or(u32::MAX);
         HostConfig {
             partition_count: settings.partition_count,
+            payload_bytes_max: settings.payload_bytes_max,
             checkpoint_log_bytes_max: settings.checkpoint_log_bytes_max,
             checkpoint_events_max: settings.checkpoint_events_max,
             checkpoint_idle: settings.checkpoint_idle,

@@ -177,32 +177,81 @@ impl DestinationSender {
     /// Sends `batches`, retrying until they are delivered; false if the transport closed.
     ///
     /// Batches go in one call; if the transport refuses the call as too large, they go one
-    /// by one, and a single batch it refuses is given up with an error (it can never fit).
+    /// by one (see [`Self::send_each`]).
     async fn send(&self, batches: &[SendMessages]) -> bool {
         let outcome = match self.send_call(batches).await {
-            Delivery::TooLarge(_) if batches.len() > 1 => {
-                for batch in batches {
-                    if matches!(
-                        self.send_call(std::slice::from_ref(batch)).await,
-                        Delivery::Closed
-                    ) {
-                        return false;
-                    }
-                }
-                Delivery::Sent
+            Delivery::TooLarge(_) if batches.len() > 1 || batches[0].messages.len() > 1 => {
+                self.send_each(batches).await
             }
             outcome => outcome,
         };
         match outcome {
             Delivery::Closed => return false,
-            Delivery::TooLarge(error) => {
-                tracing::error!(partition = %self.origin, destination = %self.destination,
-                    %error, "outgoing batch can never be delivered; dropped");
-            }
+            Delivery::TooLarge(error) => self.dropped(&batches[0], &error),
             Delivery::Sent => {}
         }
         self.confirm(batches);
         true
+    }
+
+    /// Sends each of `batches` in its own call; one still too large goes one message per
+    /// call, and a single message the transport refuses is given up with an error (it can
+    /// never fit).
+    ///
+    /// The pieces of a split batch are stamped with the batch's sub-position plus their
+    /// index. The receiver keeps the highest stamp per origin, and an event sends at most one
+    /// batch to a destination, so these stamps increase and collide with nothing; they depend
+    /// on the messages alone, so a resend after recovery repeats them and is deduplicated.
+    async fn send_each(&self, batches: &[SendMessages]) -> Delivery {
+        for batch in batches {
+            match self.send_call(std::slice::from_ref(batch)).await {
+                Delivery::Closed => return Delivery::Closed,
+                Delivery::TooLarge(error) if batch.messages.len() <= 1 => {
+                    self.dropped(batch, &error);
+                }
+                Delivery::TooLarge(_) => {
+                    if matches!(self.send_split(batch).await, Delivery::Closed) {
+                        return Delivery::Closed;
+                    }
+                }
+                Delivery::Sent => {}
+            }
+        }
+        Delivery::Sent
+    }
+
+    /// Sends the messages of `batch` one per call (see [`Self::send_each`]).
+    async fn send_split(&self, batch: &SendMessages) -> Delivery {
+        tracing::info!(partition = %self.origin, destination = %self.destination,
+            messages = batch.messages.len(), "batch too large for one message; split");
+        for (index, message) in (0u32..).zip(&batch.messages) {
+            let Some(sub_position) = batch.sub_position.checked_add(index) else {
+                let error = netherite_core::Error::InvalidArgument {
+                    operation: "splitting an outgoing batch",
+                    reason: "its sub-positions run past u32::MAX".into(),
+                };
+                self.dropped(batch, &error);
+                return Delivery::Sent;
+            };
+            let piece = SendMessages {
+                sub_position,
+                messages: vec![message.clone()],
+                ..batch.clone()
+            };
+            match self.send_call(std::slice::from_ref(&piece)).await {
+                Delivery::Closed => return Delivery::Closed,
+                Delivery::TooLarge(error) => self.dropped(&piece, &error),
+                Delivery::Sent => {}
+            }
+        }
+        Delivery::Sent
+    }
+
+    /// Logs that `batch` can never be delivered.
+    fn dropped(&self, batch: &SendMessages, error: &netherite_core::Error) {
+        tracing::error!(partition = %self.origin, destination = %self.destination,
+            origin_position = %batch.origin_position, messages = batch.messages.len(),
+            %error, "outgoing messages can never be delivered; dropped");
     }
 
     /// One call of the transport, retried while the error may pass.

@@ -19,9 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use netherite_core::codec;
-use netherite_core::model::{
-    ActionKind, CompleteOrchestration, FailureDetails, OrchestrationStatus, OrchestratorAction,
-};
 use netherite_core::partition::{
     Effect, PartitionState, ReadEvent, ReadResult, UpdateEvent, UpdateKind,
 };
@@ -35,6 +32,7 @@ use super::clock::{EventClock, Seeds};
 use super::durability::DurabilityTracker;
 use super::input::{Fed, InputFeed};
 use super::outbox::Outbox;
+use super::oversize::{PAYLOAD_TOO_LARGE, RESULT_TOO_LARGE, oversized_payload, replace_by_failure};
 use super::recovery::update_kind;
 use super::storage::PartitionDevices;
 use super::workers::WorkerLink;
@@ -47,8 +45,6 @@ pub(crate) const BATCH_EVENTS_MAX: usize = 512;
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 /// The pause before subscribing again to an input that failed.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(100);
-/// The error type of an episode or activity result too large to log.
-pub(crate) const RESULT_TOO_LARGE: &str = "ResultTooLarge";
 
 /// What the loop is asked to do, besides reading its input.
 #[derive(Debug)]
@@ -260,9 +256,16 @@ impl Runner {
         Ok(())
     }
 
-    /// The record bytes of `event`, replacing a worker answer too large to log by a failure;
-    /// `None` (logged) for anything else that cannot be logged.
+    /// The record bytes of `event`, replacing a worker answer with a payload over
+    /// `payload_bytes_max`, or too large to log, by a failure; `None` (logged) for anything
+    /// else that cannot be logged.
     fn encode(&self, event: &mut UpdateEvent) -> Option<Vec<u8>> {
+        let payload_max = self.context.config.payload_bytes_max;
+        if let Some(error) = oversized_payload(&event.kind, payload_max) {
+            tracing::warn!(partition = %self.partition, kind = event.kind_name(), %error,
+                "worker answer refused");
+            replace_by_failure(&mut event.kind, PAYLOAD_TOO_LARGE, &error);
+        }
         let max = u64::from(self.context.config.log.record_bytes_max);
         let error = match codec::encode(&*event) {
             Ok(bytes) if bytes.len() as u64 <= max => return Some(bytes),
@@ -274,7 +277,7 @@ impl Runner {
         };
         tracing::warn!(partition = %self.partition, kind = event.kind_name(), %error,
             "update cannot be logged");
-        if !shrink(&mut event.kind, &error) {
+        if !replace_by_failure(&mut event.kind, RESULT_TOO_LARGE, &error) {
             return None;
         }
         codec::encode(&*event).ok()
@@ -455,41 +458,6 @@ impl Runner {
             }),
             None => Ok(()),
         }
-    }
-}
-
-/// Replaces a worker answer too large to log by a failure that fits; false for other kinds.
-fn shrink(kind: &mut UpdateKind, error: &str) -> bool {
-    let failure = FailureDetails::new(RESULT_TOO_LARGE, error);
-    match kind {
-        UpdateKind::ActivityCompleted(done) => {
-            done.result = Err(failure);
-            true
-        }
-        UpdateKind::EpisodeCompleted(done) => {
-            let id = done
-                .actions
-                .iter()
-                .map(|a| a.id)
-                .max()
-                .map_or(0, |id| id + 1);
-            let complete = CompleteOrchestration {
-                status: OrchestrationStatus::Failed,
-                result: None,
-                details: None,
-                new_version: None,
-                carryover_events: Vec::new(),
-                failure: Some(failure),
-                tags: Default::default(),
-            };
-            done.actions = vec![OrchestratorAction {
-                id,
-                kind: ActionKind::CompleteOrchestration(complete),
-            }];
-            done.custom_status = None;
-            true
-        }
-        _ => false,
     }
 }
 
