@@ -313,19 +313,7 @@ fn started_of<'a>(input: &EpisodeInput<'a>) -> Option<&'a ExecutionStarted> {
 
 /// The ids of the actions whose confirmations are in `history`.
 fn confirmed_ids(history: &[HistoryEvent]) -> BTreeSet<i32> {
-    let confirms = |event: &&HistoryEvent| {
-        matches!(
-            event.kind,
-            EventKind::TaskScheduled(_)
-                | EventKind::TimerCreated(_)
-                | EventKind::SubOrchestrationCreated(_)
-                | EventKind::EventSent(_)
-                | EventKind::EntityOperationSignaled(_)
-                | EventKind::EntityOperationCalled(_)
-                | EventKind::EntityLockRequested(_)
-                | EventKind::EntityUnlockSent(_)
-        )
-    };
+    let confirms = |event: &&HistoryEvent| event.kind.is_confirmation();
     history
         .iter()
         .filter(confirms)

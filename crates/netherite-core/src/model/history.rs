@@ -403,6 +403,22 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Whether this kind confirms an orchestrator action: such an event carries the action's
+    /// id in [`HistoryEvent::event_id`], and replay matches it against the pending action.
+    pub fn is_confirmation(&self) -> bool {
+        matches!(
+            self,
+            EventKind::TaskScheduled(_)
+                | EventKind::TimerCreated(_)
+                | EventKind::SubOrchestrationCreated(_)
+                | EventKind::EventSent(_)
+                | EventKind::EntityOperationSignaled(_)
+                | EventKind::EntityOperationCalled(_)
+                | EventKind::EntityLockRequested(_)
+                | EventKind::EntityUnlockSent(_)
+        )
+    }
+
     /// The protocol's field number for this kind (3 to 30).
     pub fn protocol_number(&self) -> u32 {
         use EventKind::*;

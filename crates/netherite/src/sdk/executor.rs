@@ -253,7 +253,7 @@ impl<'r> Replay<'r> {
                 let waker = self.state.borrow_mut().deliver(event);
                 self.wake_and_poll(waker);
             }
-            kind if is_confirmation(kind) => self.confirm(event),
+            kind if kind.is_confirmation() => self.confirm(event),
             kind => {
                 if let Some((id, slot, outcome)) = completion_of(kind) {
                     self.resolve(id, slot, outcome);
@@ -320,7 +320,7 @@ impl<'r> Replay<'r> {
     /// kept for a continue-as-new; the rest no longer matters.
     fn after_end(&mut self, event: &HistoryEvent) {
         match &event.kind {
-            kind if is_confirmation(kind) => self.confirm(event),
+            kind if kind.is_confirmation() => self.confirm(event),
             EventKind::EventRaised(_) => self.state.borrow_mut().keep_event(event),
             _ => {}
         }
@@ -446,21 +446,6 @@ fn completion_action(completion: Completion, state: &mut ReplayState) -> Complet
         failure,
         tags: Tags::new(),
     }
-}
-
-/// Whether the event records an action of this execution (it carries the action's id).
-fn is_confirmation(kind: &EventKind) -> bool {
-    matches!(
-        kind,
-        EventKind::TaskScheduled(_)
-            | EventKind::TimerCreated(_)
-            | EventKind::SubOrchestrationCreated(_)
-            | EventKind::EventSent(_)
-            | EventKind::EntityOperationSignaled(_)
-            | EventKind::EntityOperationCalled(_)
-            | EventKind::EntityLockRequested(_)
-            | EventKind::EntityUnlockSent(_)
-    )
 }
 
 /// Whether the event brings something from outside (a result, a raised event): those are
