@@ -11,9 +11,10 @@ use netherite_core::model::{
 };
 use netherite_core::partition::{
     ActivityCompleted, ActivityId, ClientRequest, ClientRequestEvent, ClientResponse,
-    CreateInstance, Effect, EpisodeCompleted, EpisodeNumber, Limits, PartitionConfig,
-    PartitionMessages, PartitionState, ReadEvent, ReadResult, Rejection, RespondToClient,
-    SendMessages, StartActivity, StartEpisode, UpdateEvent, UpdateKind, WaitFor, WaitUntil,
+    CreateInstance, Effect, EpisodeCompleted, EpisodeNumber, Limits, LocalClientRequest,
+    PartitionConfig, PartitionMessages, PartitionState, ReadEvent, ReadResult, Rejection,
+    RespondToClient, SendMessages, StartActivity, StartEpisode, UpdateEvent, UpdateKind, WaitFor,
+    WaitUntil,
 };
 use netherite_core::time::Timestamp;
 
@@ -575,4 +576,75 @@ fn child_with_a_taken_id_fails_back_to_its_parent() {
     assert_eq!(failed.task_scheduled_id, 0);
     assert_eq!(failed.failure.error_type, "OrchestrationAlreadyExists");
     assert_eq!(node.status("taken"), Some(OrchestrationStatus::Running));
+}
+
+/// A request handed over directly (not read from the input) is applied like one from the
+/// input, keeps the input position where it was, and is deduplicated against requests of the
+/// same client that did come through the input.
+#[test]
+fn local_requests_leave_the_input_position_and_share_dedup() {
+    let mut node = Node::new(0, 1);
+    node.request(1, create("a"));
+    let input = node.state.input_position();
+
+    let local = |seq| {
+        UpdateKind::LocalClientRequest(LocalClientRequest {
+            client: CLIENT,
+            seq: RequestSeq(seq),
+            request: create("b"),
+        })
+    };
+    let first = node.apply(local(2));
+    assert_eq!(responses(&first).len(), 1);
+    assert!(matches!(
+        responses(&first)[0].response,
+        ClientResponse::Created { .. }
+    ));
+    assert_eq!(node.status("b"), Some(OrchestrationStatus::Pending));
+    assert_eq!(node.state.input_position(), input);
+
+    // A retry of the same number, local or through the input, gets the kept answer only.
+    let retry = node.apply(local(2));
+    assert_eq!(responses(&retry), responses(&first)[..1].to_vec());
+    let through_input = node.request(2, create("b"));
+    assert_eq!(responses(&through_input), responses(&first)[..1].to_vec());
+}
+
+/// `apply_noting_changes` names each instance whose status changed, and only those.
+#[test]
+fn applying_names_the_instances_whose_status_changed() {
+    let mut node = Node::new(0, 1);
+    node.request(1, create("a"));
+    node.request(2, create("b"));
+    let a = InstanceId::new("a");
+    assert_eq!(
+        node.state.instance_status(&a),
+        Some(OrchestrationStatus::Pending)
+    );
+
+    // The first episode of `a` finishes it; `b` is untouched.
+    node.at += 1;
+    let done = EpisodeCompleted {
+        instance: a.clone(),
+        execution: execution("a"),
+        episode: EpisodeNumber(0),
+        actions: vec![OrchestratorAction::new(0, complete_with("\"done\""))],
+        custom_status: None,
+    };
+    let event = UpdateEvent {
+        now: node.now,
+        seed: 9,
+        kind: UpdateKind::EpisodeCompleted(done),
+    };
+    let applied = node.state.apply_noting_changes(node.position(), &event);
+    assert_eq!(applied.changed, vec![a.clone()]);
+    assert_eq!(
+        node.state.instance_status(&a),
+        Some(OrchestrationStatus::Completed)
+    );
+
+    // The same position again changes nothing and names nothing.
+    let again = node.state.apply_noting_changes(node.position(), &event);
+    assert!(again.changed.is_empty() && again.effects.is_empty());
+    assert_eq!(node.state.instance_status(&InstanceId::new("nobody")), None);
 }

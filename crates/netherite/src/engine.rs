@@ -43,6 +43,7 @@ use crate::client::{Client, ClientOptions};
 use crate::host::{
     HostConfig, HostContext, HostStats, MemoryStorage, PartitionHost, PartitionStorage,
 };
+use crate::remote::RemoteWork;
 use crate::sdk::Registry;
 use crate::settings::Settings;
 use crate::transport::LocalTransport;
@@ -84,6 +85,11 @@ impl HostMap {
         read: ReadEvent,
     ) -> Result<ReadResult, Error> {
         self.get(partition).await?.read(read).await
+    }
+
+    /// The host of `partition` if this node hosts it now, without waiting.
+    pub(crate) fn hosted(&self, partition: PartitionId) -> Option<Arc<PartitionHost>> {
+        self.lock_read().get(&partition).cloned()
     }
 
     fn insert(&self, host: PartitionHost) {
@@ -402,6 +408,7 @@ impl Netherite {
 pub struct EngineBuilder {
     settings: Settings,
     registry: Registry,
+    remote_work: Option<RemoteWork>,
 }
 
 impl EngineBuilder {
@@ -414,6 +421,13 @@ impl EngineBuilder {
     /// Run the orchestrations and activities of `registry`.
     pub fn registry(mut self, registry: Registry) -> EngineBuilder {
         self.registry = registry;
+        self
+    }
+
+    /// Send the work `registry` cannot run to `work`, for outside workers to take (the gRPC
+    /// sidecar's streams), instead of failing it.
+    pub fn remote_work(mut self, work: RemoteWork) -> EngineBuilder {
+        self.remote_work = Some(work);
         self
     }
 
@@ -438,7 +452,10 @@ impl EngineBuilder {
         let options = LocalTransportOptions::for_settings(&settings);
         let local = LocalTransport::open(&hub, options).await?;
         let storage = Arc::new(FileStorage::new(hub));
-        let config = HostConfig::from_settings(&settings);
+        let config = HostConfig {
+            remote_work: self.remote_work,
+            ..HostConfig::from_settings(&settings)
+        };
         let client = ClientOptions::from_settings(&settings);
         let transport: Arc<dyn Transport> = Arc::new(local.clone());
         match Engine::start_with(transport, storage, self.registry, config, client).await {

@@ -23,6 +23,7 @@ pub mod client;
 pub mod engine;
 mod error;
 pub mod host;
+pub mod remote;
 pub mod sdk;
 pub mod settings;
 pub mod taskhub;

@@ -336,6 +336,55 @@ async fn wait_timeout_and_payloads() {
     engine.shutdown().await.expect("clean shutdown");
 }
 
+/// A wait is a long poll kept by the partition host: it ends with `NotFound` at once for an
+/// unknown instance, and with the instance as soon as it finishes; the engine's own client
+/// hands its requests to the partitions directly, so no input queue moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_end_on_the_change_and_requests_bypass_the_input() {
+    let (engine, _dir) = start().await;
+    let client = engine.client();
+
+    let unknown = client
+        .wait_for_start(&InstanceId::new("nobody"), PATIENCE)
+        .await;
+    assert!(
+        matches!(unknown, Err(Error::NotFound { .. })),
+        "{unknown:?}"
+    );
+
+    // Phase 1: a wait that is pending shows in the host's figures.
+    let id = run(&client, "Waiter", "long-poll", &()).await;
+    let waiter = {
+        let (client, id) = (client.clone(), id.clone());
+        tokio::spawn(async move { client.wait_for_completion(&id, PATIENCE).await })
+    };
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while waiting(&engine).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the wait never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // Phase 2: the event finishes the instance, and the wait ends with it.
+    client.raise_event(&id, "Go", &"now").await.expect("raised");
+    let done = waiter.await.expect("joins").expect("answered");
+    assert_eq!(done.status, OrchestrationStatus::Completed);
+    assert_eq!(done.output.as_deref(), Some("\"now\""));
+    assert_eq!(waiting(&engine).await, 0);
+
+    let stats = engine.stats().await.expect("figures");
+    let moved: Vec<_> = stats.iter().filter(|s| s.input_position.0 != 0).collect();
+    assert!(moved.is_empty(), "input queues moved: {moved:?}");
+    engine.shutdown().await.expect("clean shutdown");
+}
+
+async fn waiting(engine: &netherite::Engine) -> usize {
+    let stats = engine.stats().await.expect("figures");
+    stats.iter().map(|s| s.waiting).sum()
+}
+
 /// Payloads over `payload_bytes_max` are refused before anything is sent, naming the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payload_over_the_limit_is_refused() {

@@ -13,7 +13,7 @@ use super::PartitionState;
 use super::dedup::Freshness;
 use super::delivery::record_from_start;
 use super::effect::{Effect, RespondToClient};
-use super::event::{ClientRequest, ClientRequestEvent, CreateInstance, SignalEntity, WaitFor};
+use super::event::{ClientRequest, CreateInstance, SignalEntity, WaitFor};
 use super::index::{InstanceFilter, PageRequest};
 use super::instances::InstanceRecord;
 use super::response::{ClientResponse, Rejection};
@@ -28,8 +28,13 @@ use crate::model::{
 
 impl PartitionState {
     /// Handles a client request, or answers its retry.
-    pub(crate) fn client_request(&mut self, step: &mut Step, event: &ClientRequestEvent) {
-        let (client, seq) = (event.client, event.seq);
+    pub(crate) fn client_request(
+        &mut self,
+        step: &mut Step,
+        client: ClientId,
+        seq: RequestSeq,
+        request: &ClientRequest,
+    ) {
         let clients_max = self.config.limits.clients_max;
         match self
             .dedup
@@ -52,7 +57,7 @@ impl PartitionState {
                 return;
             }
         }
-        if let Some(response) = self.handle_request(step, client, seq, &event.request) {
+        if let Some(response) = self.handle_request(step, client, seq, request) {
             self.respond(step, client, seq, response);
         }
     }

@@ -60,6 +60,10 @@ pub enum UpdateKind {
     /// The partition recovered: in-flight work is re-issued, timers re-armed, the outbox
     /// resent. Logged at the start of every recovery, after the log tail was replayed.
     Recovered,
+    /// A request from a client in the same process, handed to the partition directly rather
+    /// than through its input stream: the commit log is its only durable record, so it has
+    /// no input position. Deduplicated like [`UpdateKind::ClientRequest`].
+    LocalClientRequest(LocalClientRequest),
 }
 
 impl UpdateEvent {
@@ -85,13 +89,14 @@ impl UpdateEvent {
             UpdateKind::TimersFired => "timers-fired",
             UpdateKind::OutboxConfirmed(_) => "outbox-confirmed",
             UpdateKind::Recovered => "recovered",
+            UpdateKind::LocalClientRequest(_) => "local-client-request",
         }
     }
 }
 
 impl UpdateKind {
     /// The first kind tag and the last one this version knows.
-    const TAGS: std::ops::RangeInclusive<u32> = 1..=10;
+    const TAGS: std::ops::RangeInclusive<u32> = 1..=11;
 
     /// The stable tag of this kind in the record format.
     pub fn tag(&self) -> u32 {
@@ -106,6 +111,7 @@ impl UpdateKind {
             UpdateKind::TimersFired => 8,
             UpdateKind::OutboxConfirmed(_) => 9,
             UpdateKind::Recovered => 10,
+            UpdateKind::LocalClientRequest(_) => 11,
         }
     }
 }
@@ -144,6 +150,18 @@ pub struct ClientRequestEvent {
     pub client: ClientId,
     /// The client's sequence number for this request; a retry reuses it. Requests may arrive
     /// out of order, by less than [`super::CLIENT_SEQ_LAG_MAX`].
+    pub seq: RequestSeq,
+    /// What is asked.
+    pub request: ClientRequest,
+}
+
+/// A client request that did not come through the input stream (see
+/// [`UpdateKind::LocalClientRequest`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalClientRequest {
+    /// Who asks.
+    pub client: ClientId,
+    /// The client's sequence number for this request; a retry reuses it.
     pub seq: RequestSeq,
     /// What is asked.
     pub request: ClientRequest,
@@ -427,6 +445,14 @@ mod tests {
             UpdateKind::ActivityCompleted(activity),
             UpdateKind::TimersFired,
             UpdateKind::Recovered,
+            UpdateKind::LocalClientRequest(LocalClientRequest {
+                client: ClientId(5),
+                seq: RequestSeq(7),
+                request: ClientRequest::Resume {
+                    instance: InstanceId::new("a"),
+                    reason: None,
+                },
+            }),
         ];
 
         for kind in kinds {
@@ -437,6 +463,6 @@ mod tests {
             assert!(UpdateEvent::is_known_kind(original.kind()));
         }
         assert!(!UpdateEvent::is_known_kind(0));
-        assert!(!UpdateEvent::is_known_kind(11));
+        assert!(!UpdateEvent::is_known_kind(12));
     }
 }

@@ -120,14 +120,16 @@ pub use effect::{
 pub use event::{
     ActivityCompleted, ActivityId, ClientRequest, ClientRequestEvent, CreateInstance,
     EntityBatchAbandoned, EntityBatchCompleted, EpisodeAbandoned, EpisodeCompleted, EpisodeNumber,
-    OutboxConfirmed, PartitionMessages, SignalEntity, UpdateEvent, UpdateKind, WaitFor, WaitUntil,
+    LocalClientRequest, OutboxConfirmed, PartitionMessages, SignalEntity, UpdateEvent, UpdateKind,
+    WaitFor, WaitUntil,
 };
 pub use read::{EntityQuery, ReadEvent, ReadResult};
 pub use response::{ClientResponse, Rejection};
 pub use view::{EntityPage, EntityView, InstancePage, InstanceView, StatsView};
 
 use crate::Error;
-use crate::ids::{CommitPosition, InputPosition, PartitionId};
+use crate::ids::{CommitPosition, InputPosition, InstanceId, PartitionId};
+use crate::model::OrchestrationStatus;
 use activities::Activities;
 use dedup::Dedup;
 use entities::Entities;
@@ -269,6 +271,15 @@ impl PartitionConfig {
     }
 }
 
+/// What applying one update produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Applied {
+    /// What the engine must do, in order.
+    pub effects: Vec<Effect>,
+    /// The instances whose status changed or that were removed, each once.
+    pub changed: Vec<InstanceId>,
+}
+
 /// Where the partition is in its log and its input stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Progress {
@@ -322,9 +333,16 @@ impl PartitionState {
     /// applied position is ignored (it was applied already), and so is an input event at or
     /// below the recorded input position (a redelivery).
     pub fn apply(&mut self, at: CommitPosition, event: &UpdateEvent) -> Vec<Effect> {
+        self.apply_noting_changes(at, event).effects
+    }
+
+    /// Applies the update logged at `at`, like [`apply`](Self::apply), and also names the
+    /// instances whose status changed or that were removed, so that an engine can answer
+    /// waiters it keeps outside the state.
+    pub fn apply_noting_changes(&mut self, at: CommitPosition, event: &UpdateEvent) -> Applied {
         if self.progress.last_applied.is_some_and(|last| at <= last) {
             trace!(partition = %self.config.partition, position = %at, "already applied");
-            return Vec::new();
+            return Applied::default();
         }
         self.progress.last_applied = Some(at);
         self.progress.events_applied += 1;
@@ -333,7 +351,7 @@ impl PartitionState {
             if input <= self.progress.input {
                 debug!(partition = %self.config.partition, position = %at, input = %input,
                     "redelivered input ignored");
-                return Vec::new();
+                return Applied::default();
             }
             self.progress.input = input;
         }
@@ -344,7 +362,15 @@ impl PartitionState {
         let mut step = Step::new(at, event.now, event.seed);
         self.handle(&mut step, &event.kind);
         self.settle(&mut step, due_before);
-        step.effects
+        Applied {
+            effects: step.effects,
+            changed: step.settled_changes,
+        }
+    }
+
+    /// The status of instance `id`, if this partition holds it.
+    pub fn instance_status(&self, id: &InstanceId) -> Option<OrchestrationStatus> {
+        self.instances.get(id).map(|record| record.status)
     }
 
     /// This partition's id.
@@ -392,7 +418,10 @@ impl PartitionState {
     fn handle(&mut self, step: &mut Step, kind: &UpdateKind) {
         match kind {
             UpdateKind::PartitionMessages(batch) => self.receive_batch(step, batch),
-            UpdateKind::ClientRequest(request) => self.client_request(step, request),
+            UpdateKind::ClientRequest(r) => self.client_request(step, r.client, r.seq, &r.request),
+            UpdateKind::LocalClientRequest(r) => {
+                self.client_request(step, r.client, r.seq, &r.request)
+            }
             UpdateKind::EpisodeCompleted(done) => self.episode_completed(step, done),
             UpdateKind::EpisodeAbandoned(gone) => self.episode_abandoned(step, gone),
             UpdateKind::EntityBatchCompleted(done) => self.entity_batch_completed(step, done),

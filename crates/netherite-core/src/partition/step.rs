@@ -41,6 +41,8 @@ pub(crate) struct Step {
     pub(crate) dirty_entities: BTreeSet<InstanceId>,
     /// Instances whose status changed, or that were removed: their waits are checked.
     pub(crate) changed: BTreeSet<InstanceId>,
+    /// The instances `changed` held when the update settled, for the engine's own waiters.
+    pub(crate) settled_changes: Vec<InstanceId>,
     /// Arm the timer even if the earliest due time did not change (after recovery).
     pub(crate) rearm: bool,
 }
@@ -59,6 +61,7 @@ impl Step {
             dirty_instances: BTreeSet::new(),
             dirty_entities: BTreeSet::new(),
             changed: BTreeSet::new(),
+            settled_changes: Vec::new(),
             rearm: false,
         }
     }
@@ -79,6 +82,7 @@ impl PartitionState {
         }
         for id in std::mem::take(&mut step.changed) {
             self.answer_waits(step, &id);
+            step.settled_changes.push(id);
         }
         self.flush_remote(step);
 

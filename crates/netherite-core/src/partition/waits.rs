@@ -37,7 +37,7 @@ pub(crate) struct Waiter {
 
 impl WaitUntil {
     /// Whether an instance in `status` satisfies the condition.
-    pub(crate) fn holds(self, status: OrchestrationStatus) -> bool {
+    pub fn holds(self, status: OrchestrationStatus) -> bool {
         match self {
             WaitUntil::Start => status != OrchestrationStatus::Pending,
             WaitUntil::Completion => status.is_terminal(),

@@ -1,11 +1,13 @@
 //! The client: start, inspect, signal, wait for and clean up orchestration instances.
 //!
-//! A [`Client`] speaks to partitions the way everything else does: a request that changes an
-//! instance goes through the transport into the input queue of the instance's partition,
-//! where it is logged and deduplicated (by the client's id and a sequence number), and the
-//! answer comes back on the client's own response queue once the partition made it durable.
-//! Reads (an instance's state, its history, queries) are answered by the hosting partition's
-//! live state directly, without a trip through the log.
+//! A [`Client`] changes an instance by sending a request to the instance's partition, where it
+//! is logged and deduplicated (by the client's id and a sequence number); the answer comes back
+//! on the client's own response queue once the partition made the request durable. When this
+//! process hosts the partition, the request is handed to the host directly and the commit log
+//! is its one durable record (one `fdatasync` instead of two); otherwise it goes through the
+//! transport into the partition's input queue. Reads (an instance's state, its history,
+//! queries) are answered from the hosting partition's live state, and a wait for an instance
+//! to start or finish is a long poll kept by the host: neither goes through a log.
 //!
 //! Every request a partition turns down comes back as a typed [`Error`]: `NotFound`,
 //! `AlreadyExists`, `FailedPrecondition`, `Timeout`, `PartitionLimit`, `InvalidRequest`. A
@@ -34,7 +36,7 @@ use std::time::Duration;
 use netherite_core::model::{HistoryEvent, OrchestrationStatus, Payload};
 use netherite_core::partition::{
     ClientRequest, ClientResponse, CreateInstance, InstanceView, ReadEvent, ReadResult, Rejection,
-    WaitFor, WaitUntil,
+    WaitUntil,
 };
 use netherite_core::transport::Transport;
 use netherite_core::{ClientId, InstanceId, PartitionId, partition_of};
@@ -46,11 +48,8 @@ use self::pipeline::Pipelines;
 pub use self::query::QueryPage;
 use crate::Error;
 use crate::engine::HostMap;
-use crate::host::{random_u128, system_now};
+use crate::host::random_u128;
 use crate::settings::Settings;
-
-/// Extra time a client waits past a wait's deadline for the partition's own answer.
-const WAIT_GRACE: Duration = Duration::from_secs(5);
 
 /// How a client behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,7 +103,7 @@ impl Client {
     ) -> Result<Client, Error> {
         let id = ClientId(random_u128());
         let partition_count = transport.partition_count();
-        let pipelines = Pipelines::start(id, transport).await?;
+        let pipelines = Pipelines::start(id, transport, hosts.clone()).await?;
         let inner = Inner {
             id,
             partition_count,
@@ -287,28 +286,45 @@ impl Client {
         until: WaitUntil,
         timeout: Duration,
     ) -> Result<InstanceView, Error> {
-        let request = ClientRequest::WaitFor(WaitFor {
-            instance: instance.clone(),
-            until,
-            deadline: Some(system_now().saturating_add(timeout)),
-            payloads: true,
-        });
         let timed_out = || Error::Timeout {
             instance: instance.clone(),
             until: until_name(until),
             waited: timeout,
         };
-        let partition = self.partition_of(instance);
-        let call = self.inner.pipelines.call(partition, request);
-        let answer = tokio::time::timeout(timeout.saturating_add(WAIT_GRACE), call)
+        let deadline = tokio::time::Instant::now() + timeout;
+        let host =
+            tokio::time::timeout_at(deadline, self.inner.hosts.get(self.partition_of(instance)))
+                .await
+                .map_err(|_| timed_out())??;
+        tokio::time::timeout_at(deadline, host.wait(instance.clone(), until))
             .await
-            .map_err(|_| timed_out())?;
-        match answer? {
-            ClientResponse::Instance(view) => Ok(*view),
-            ClientResponse::Rejected(Rejection::DeadlineExceeded { .. }) => Err(timed_out()),
-            ClientResponse::Rejected(rejection) => Err(rejected(rejection, "a wait")),
-            other => Err(unexpected("WaitFor", &other)),
-        }
+            .map_err(|_| timed_out())?
+    }
+
+    /// Sends `request`, as it is, to the partition of `instance` and returns the answer; a
+    /// rejection becomes its error. For front doors that hold requests in the model's own
+    /// terms (the gRPC sidecar); the typed calls above are the same requests, built for you.
+    /// Payloads are not checked here: the caller checks them against `payload_bytes_max`.
+    pub async fn send(
+        &self,
+        instance: &InstanceId,
+        request: ClientRequest,
+    ) -> Result<ClientResponse, Error> {
+        self.call(instance, request).await
+    }
+
+    /// Answers `read` from the live state of `partition`.
+    pub async fn read_partition(
+        &self,
+        partition: PartitionId,
+        read: ReadEvent,
+    ) -> Result<ReadResult, Error> {
+        self.read(partition, read).await
+    }
+
+    /// The largest payload this client accepts.
+    pub fn payload_bytes_max(&self) -> u64 {
+        self.inner.options.payload_bytes_max
     }
 
     async fn accepted(
@@ -359,7 +375,8 @@ impl Client {
         partition_of(instance, self.inner.partition_count)
     }
 
-    fn partition_count(&self) -> u32 {
+    /// The task hub's partition count.
+    pub fn partition_count(&self) -> u32 {
         self.inner.partition_count
     }
 

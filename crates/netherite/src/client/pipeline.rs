@@ -21,6 +21,7 @@ use netherite_core::{ClientId, InputPosition, PartitionId, RequestSeq};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::Error;
+use crate::engine::HostMap;
 use crate::wire::{self, ClientMessage, InputMessage};
 
 /// The most requests one send to a partition carries.
@@ -104,6 +105,7 @@ impl Pipelines {
     pub(crate) async fn start(
         client: ClientId,
         transport: Arc<dyn Transport>,
+        hosts: Arc<HostMap>,
     ) -> Result<Pipelines, Error> {
         let pending = Arc::new(Pending::default());
         let responses = transport
@@ -130,6 +132,7 @@ impl Pipelines {
                     client,
                     partition: PartitionId(p),
                     transport: transport.clone(),
+                    hosts: hosts.clone(),
                     pending: pending.clone(),
                     seq: seq.clone(),
                 };
@@ -166,6 +169,7 @@ struct Sender {
     client: ClientId,
     partition: PartitionId,
     transport: Arc<dyn Transport>,
+    hosts: Arc<HostMap>,
     pending: Arc<Pending>,
     seq: Arc<AtomicU64>,
 }
@@ -184,26 +188,48 @@ impl Sender {
         }
     }
 
-    /// Numbers `batch`, registers its callers and sends it, retrying while that may help.
+    /// Numbers `batch`, registers its callers and sends it: straight to the partition's host
+    /// when this process hosts it (its commit log is then the request's only durable record),
+    /// else through the transport, retrying while that may help.
     async fn send(&self, batch: Vec<Outgoing>) {
-        let mut payloads = Vec::with_capacity(batch.len());
         let mut numbered = Vec::with_capacity(batch.len());
         for outgoing in batch {
             let seq = RequestSeq(self.seq.fetch_add(1, Ordering::Relaxed));
+            self.pending.insert(seq, outgoing.reply);
+            numbered.push((seq, outgoing.request));
+        }
+        if let Some(host) = self.hosts.hosted(self.partition) {
+            // A host that stopped took nothing; the transport then carries the same numbers.
+            match host.submit(self.client, numbered).await {
+                Ok(()) => return,
+                Err(returned) => {
+                    tracing::debug!(partition = %self.partition,
+                        "host stopped; requests sent through the transport");
+                    numbered = returned;
+                }
+            }
+        }
+        self.send_through_transport(numbered).await;
+    }
+
+    async fn send_through_transport(&self, numbered: Vec<(RequestSeq, ClientRequest)>) {
+        let mut payloads = Vec::with_capacity(numbered.len());
+        let mut sent = Vec::with_capacity(numbered.len());
+        for (seq, request) in numbered {
             let message = InputMessage::Client {
                 client: self.client,
                 seq,
-                request: Box::new(outgoing.request),
+                request: Box::new(request),
             };
             match wire::encode(&message) {
                 Ok(payload) => {
                     payloads.push(payload);
-                    self.pending.insert(seq, outgoing.reply);
-                    numbered.push(seq);
+                    sent.push(seq);
                 }
                 Err(source) => {
                     let what = "encoding a request".to_string();
-                    let _ = outgoing.reply.send(Err(Error::Transport { what, source }));
+                    self.pending
+                        .answer(seq, Err(Error::Transport { what, source }));
                 }
             }
         }
@@ -211,7 +237,7 @@ impl Sender {
             return;
         }
         if let Err(error) = self.deliver(payloads).await {
-            for seq in numbered {
+            for seq in sent {
                 self.pending
                     .answer(seq, Err(transport_error(self.partition, &error)));
             }

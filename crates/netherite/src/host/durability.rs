@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use netherite_core::{CommitPosition, PartitionId};
 use netherite_faster::log::CommitLog;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::Error;
 
@@ -47,6 +47,25 @@ impl DurableWatch {
             partition,
             format!("the commit log stopped: {reason}"),
         ))
+    }
+
+    /// Sends `value` on `reply` once `position` is durable: at once if it is already, else
+    /// from a task that waits; the log's failure instead if it stopped first.
+    pub(crate) fn send_once_durable<T: Send + 'static>(
+        &self,
+        position: CommitPosition,
+        value: Result<T, Error>,
+        reply: oneshot::Sender<Result<T, Error>>,
+    ) {
+        if self.is_durable(position) {
+            let _ = reply.send(value);
+            return;
+        }
+        let mut durable = self.clone();
+        tokio::spawn(async move {
+            let answer = durable.wait_for(position).await.and(value);
+            let _ = reply.send(answer);
+        });
     }
 
     /// Whether `position` is durable now.

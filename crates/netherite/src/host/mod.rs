@@ -34,6 +34,7 @@ mod recovery;
 mod runner;
 mod storage;
 mod timer;
+mod waiters;
 mod workers;
 
 use std::fmt;
@@ -41,29 +42,38 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netherite_core::codec;
-use netherite_core::partition::{Limits, PartitionConfig, ReadEvent, ReadResult, StatsView};
+use netherite_core::partition::{
+    ClientRequest, InstanceView, Limits, PartitionConfig, ReadEvent, ReadResult, StatsView,
+    WaitUntil,
+};
 use netherite_core::transport::Transport;
-use netherite_core::{CommitPosition, InputPosition, PartitionId, Timestamp};
+use netherite_core::{
+    ClientId, CommitPosition, InputPosition, InstanceId, PartitionId, RequestSeq, Timestamp,
+};
 use netherite_faster::log::LogConfig;
 use netherite_faster::store::StoreConfig;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use self::checkpointer::{Cadence, CheckpointTask, Checkpointer};
+pub(crate) use self::clock::random_u128;
 use self::clock::{EventClock, Seeds};
-pub(crate) use self::clock::{random_u128, system_now};
 use self::durability::DurabilityTracker;
 use self::outbox::Outbox;
 pub use self::oversize::PAYLOAD_TOO_LARGE;
 use self::recovery::{RecoveredPartition, RecoveryConfig, recover};
-use self::runner::{Command, Runner};
+pub(crate) use self::runner::Command;
+use self::runner::Runner;
 #[cfg(feature = "file")]
 pub use self::storage::FileStorage;
 pub use self::storage::{MemoryStorage, PartitionDevices, PartitionStorage};
 pub use self::timer::TIMER_WAIT_MAX;
+use self::waiters::Waiters;
 pub use self::workers::ENTITIES_NOT_SUPPORTED;
-use self::workers::{WorkerLink, Workers};
+pub(crate) use self::workers::WorkerLink;
+use self::workers::Workers;
 use crate::Error;
+use crate::remote::RemoteWork;
 use crate::sdk::Registry;
 use crate::settings::Settings;
 
@@ -99,6 +109,9 @@ pub struct HostConfig {
     pub log: LogConfig,
     /// The store's settings.
     pub store: StoreConfig,
+    /// Where work goes that the registry cannot run (see [`crate::remote`]); without it, such
+    /// work fails as the Rust SDK fails it (an unregistered name).
+    pub remote_work: Option<RemoteWork>,
 }
 
 impl Default for HostConfig {
@@ -118,6 +131,7 @@ impl Default for HostConfig {
                 ..LogConfig::default()
             },
             store: state_store_config(),
+            remote_work: None,
         }
     }
 }
@@ -184,6 +198,7 @@ impl HostContext {
             registry,
             config.orchestrations_concurrency_max,
             config.activities_concurrency_max,
+            config.remote_work.clone(),
         );
         HostContext {
             transport,
@@ -246,6 +261,8 @@ pub struct HostStats {
     pub last_checkpoint: Option<(CommitPosition, InputPosition)>,
     /// When the timer is due next.
     pub armed: Option<Timestamp>,
+    /// Callers of this process waiting for an instance to start or finish.
+    pub waiting: usize,
 }
 
 /// A running partition: a handle on its loop.
@@ -297,6 +314,37 @@ impl PartitionHost {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Read(read, reply)).await?;
         answer.await.map_err(|_| self.stopped())?
+    }
+
+    /// Waits until `instance` started (left `Pending`) or finished, as `until` says, and
+    /// answers with the instance once that is durable; `NotFound` if there is no such
+    /// instance (or it is purged meanwhile). Dropping the future gives up the wait.
+    pub async fn wait(
+        &self,
+        instance: InstanceId,
+        until: WaitUntil,
+    ) -> Result<InstanceView, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Wait(instance, until, reply)).await?;
+        answer.await.map_err(|_| self.stopped())?
+    }
+
+    /// Hands the requests of `client`, numbered in order, to the partition directly: each is
+    /// logged and applied like a request read from the input, and answered on the client's
+    /// response queue. Gives the requests back if the host has stopped.
+    pub(crate) async fn submit(
+        &self,
+        client: ClientId,
+        requests: Vec<(RequestSeq, ClientRequest)>,
+    ) -> Result<(), Vec<(RequestSeq, ClientRequest)>> {
+        let command = Command::ClientRequests(client, requests);
+        let Err(mpsc::error::SendError(command)) = self.commands.send(command).await else {
+            return Ok(());
+        };
+        match command {
+            Command::ClientRequests(_, requests) => Err(requests),
+            _ => unreachable!("a failed send hands back the command it was given"),
+        }
     }
 
     /// The host's figures.
@@ -436,6 +484,7 @@ fn runner(
         resubscribe_at: None,
         shutdown: None,
         devices,
+        waiters: Waiters::default(),
         context,
     }
 }

@@ -20,9 +20,10 @@ use std::time::Duration;
 
 use netherite_core::codec;
 use netherite_core::partition::{
-    Effect, PartitionState, ReadEvent, ReadResult, UpdateEvent, UpdateKind,
+    ClientRequest, Effect, LocalClientRequest, PartitionState, ReadEvent, ReadResult, UpdateEvent,
+    UpdateKind, WaitUntil,
 };
-use netherite_core::{CommitPosition, PartitionId, Timestamp};
+use netherite_core::{ClientId, CommitPosition, InstanceId, PartitionId, RequestSeq, Timestamp};
 use netherite_faster::log::CommitLog;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -35,6 +36,7 @@ use super::outbox::Outbox;
 use super::oversize::{PAYLOAD_TOO_LARGE, RESULT_TOO_LARGE, oversized_payload, replace_by_failure};
 use super::recovery::update_kind;
 use super::storage::PartitionDevices;
+use super::waiters::{WaitReply, Waiters};
 use super::workers::WorkerLink;
 use super::{HostContext, HostStats};
 use crate::Error;
@@ -55,6 +57,11 @@ pub(crate) enum Command {
     TimersDue(Timestamp),
     /// Answer a read from the live state, once what it shows is durable.
     Read(ReadEvent, oneshot::Sender<Result<ReadResult, Error>>),
+    /// Answer once the instance started or finished (see `waiters`).
+    Wait(InstanceId, WaitUntil, WaitReply),
+    /// Log and apply the requests of a client of this process, in order; their answers go to
+    /// the client's response queue like those of requests read from the input.
+    ClientRequests(ClientId, Vec<(RequestSeq, ClientRequest)>),
     /// Report the host's figures.
     Inspect(oneshot::Sender<HostStats>),
     /// Take a checkpoint, stop, and report how that went.
@@ -93,6 +100,7 @@ pub(crate) struct Runner {
     pub(crate) resubscribe_at: Option<tokio::time::Instant>,
     pub(crate) shutdown: Option<oneshot::Sender<Result<(), Error>>>,
     pub(crate) devices: PartitionDevices,
+    pub(crate) waiters: Waiters,
 }
 
 impl Runner {
@@ -210,6 +218,25 @@ impl Runner {
                 self.read(&read, reply);
                 Ok(())
             }
+            Command::Wait(instance, until, reply) => {
+                let max = self.context.config.limits.waiters_max;
+                let durable = self.durability.watch();
+                let wait = (instance, until);
+                self.waiters.add(&self.state, &durable, wait, reply, max);
+                Ok(())
+            }
+            Command::ClientRequests(client, requests) => {
+                for (seq, request) in requests {
+                    let local = LocalClientRequest {
+                        client,
+                        seq,
+                        request,
+                    };
+                    self.update(UpdateKind::LocalClientRequest(local), None)
+                        .await?;
+                }
+                Ok(())
+            }
             Command::Inspect(reply) => {
                 let _ = reply.send(self.stats());
                 Ok(())
@@ -247,12 +274,15 @@ impl Runner {
         tracing::trace!(partition = %self.partition, position = %at, kind = event.kind_name(),
             "update logged");
 
-        let effects = self.state.apply(at, &event);
+        let applied = self.state.apply_noting_changes(at, &event);
         self.checkpointer.applied();
         // Told per update, not per batch: a sender the loop may wait on needs the durable
         // point to move while the batch is still being applied.
         self.durability.appended(at);
-        self.carry_out(effects).await;
+        let durable = self.durability.watch();
+        self.waiters
+            .changed(&self.state, &durable, &applied.changed);
+        self.carry_out(applied.effects).await;
         Ok(())
     }
 
@@ -371,15 +401,9 @@ impl Runner {
     fn read(&self, read: &ReadEvent, reply: oneshot::Sender<Result<ReadResult, Error>>) {
         let result = self.state.read(read);
         let shown = self.state.last_applied().unwrap_or(CommitPosition::START);
-        let mut durable = self.durability.watch();
-        if durable.is_durable(shown) {
-            let _ = reply.send(Ok(result));
-            return;
-        }
-        tokio::spawn(async move {
-            let answer = durable.wait_for(shown).await.map(|()| result);
-            let _ = reply.send(answer);
-        });
+        self.durability
+            .watch()
+            .send_once_durable(shown, Ok(result), reply);
     }
 
     fn stats(&self) -> HostStats {
@@ -392,6 +416,7 @@ impl Runner {
             checkpoints: self.checkpointer.taken(),
             last_checkpoint: self.checkpointer.last(),
             armed: self.armed,
+            waiting: self.waiters.len(),
         }
     }
 

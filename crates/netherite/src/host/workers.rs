@@ -32,6 +32,7 @@ use netherite_core::partition::{
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::runner::Command;
+use crate::remote::{Assignment, RemoteWork, WorkItem, orchestration_name};
 use crate::sdk::{ActivityContext, EpisodeResult, Registry, execute, invoke_activity};
 
 /// The `error_type` of the failure every entity operation gets while the SDK has no entities.
@@ -50,6 +51,7 @@ pub(crate) struct Workers {
     registry: Arc<Registry>,
     episodes: Arc<Semaphore>,
     activities: Arc<Semaphore>,
+    remote: Option<RemoteWork>,
 }
 
 /// Where a worker sends its answer, and the signal that its partition stopped.
@@ -79,17 +81,30 @@ impl WorkerLink {
 
 impl Workers {
     /// Workers for `registry` with the given limits (each at least 1).
-    pub(crate) fn new(registry: Arc<Registry>, episodes_max: u32, activities_max: u32) -> Workers {
+    pub(crate) fn new(
+        registry: Arc<Registry>,
+        episodes_max: u32,
+        activities_max: u32,
+        remote: Option<RemoteWork>,
+    ) -> Workers {
         let permits = |max: u32| Arc::new(Semaphore::new(max.max(1) as usize));
         Workers {
             registry,
             episodes: permits(episodes_max),
             activities: permits(activities_max),
+            remote,
         }
     }
 
-    /// Runs one orchestration episode.
+    /// Runs one orchestration episode, here if the registry knows its orchestration, else on
+    /// an outside worker if there are any.
     pub(crate) fn start_episode(&self, episode: StartEpisode, link: WorkerLink) {
+        let known =
+            orchestration_name(&episode).is_some_and(|n| self.registry.has_orchestration(n));
+        if let Some(remote) = self.remote.as_ref().filter(|_| !known) {
+            remote.push(Assignment::new(WorkItem::Episode(episode), link));
+            return;
+        }
         let (registry, limit) = (self.registry.clone(), self.episodes.clone());
         tokio::spawn(link.answer(async move {
             let _permit = limit.acquire_owned().await.ok()?;
@@ -121,6 +136,11 @@ impl Workers {
 
     /// Runs one activity.
     pub(crate) fn start_activity(&self, activity: StartActivity, link: WorkerLink) {
+        let known = self.registry.has_activity(&activity.name);
+        if let Some(remote) = self.remote.as_ref().filter(|_| !known) {
+            remote.push(Assignment::new(WorkItem::Activity(activity), link));
+            return;
+        }
         let limit = self.activities.clone();
         let context = ActivityContext::new(
             activity.instance.clone(),
@@ -142,6 +162,10 @@ impl Workers {
 
     /// Answers an entity batch: every operation fails, the state stays (see the module docs).
     pub(crate) fn start_entity_batch(&self, batch: StartEntityBatch, link: WorkerLink) {
+        if let Some(remote) = &self.remote {
+            remote.push(Assignment::new(WorkItem::EntityBatch(batch), link));
+            return;
+        }
         tracing::warn!(partition = %link.partition, entity = %batch.entity,
             operations = batch.operations.len(),
             "entity operations failed: the Rust SDK has no entity support yet");
