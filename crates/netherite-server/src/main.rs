@@ -1,12 +1,138 @@
-//! The `netherite` binary: the Durable Task gRPC sidecar (`netherite serve`) and tools to start,
-//! inspect, query and purge instances.
+//! The `netherite` binary.
 //!
-//! None of its commands exist yet. Until they do, the binary says so and exits with status 2
-//! instead of pretending to serve.
+//! `netherite serve` runs the engine on the embedded default and serves the Durable Task
+//! sidecar protocol, so that apps written with the public Durable Task SDKs (Python,
+//! JavaScript, Java, .NET, Go) run on netherite unmodified. Settings come from a TOML file
+//! (`--config`), then from `NETHERITE_*` environment variables, then from the flags, each
+//! overriding the one before.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use netherite::sdk::Registry;
+use netherite::settings::Settings;
+use netherite_server::serve::{DEFAULT_LISTEN, serve};
+
+#[derive(Parser, Debug)]
+#[command(name = "netherite", version, about = "A durable workflow engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the Durable Task gRPC protocol (TaskHubSidecarService).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// The address to listen on (loopback by default).
+    #[arg(long, default_value = DEFAULT_LISTEN, env = "NETHERITE_LISTEN")]
+    listen: SocketAddr,
+    /// The task hub's data directory (default `./netherite-data`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A TOML settings file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The partition count of a new task hub (fixed once the hub exists).
+    #[arg(long)]
+    partitions: Option<u32>,
+    /// The largest input, output or event payload, in bytes.
+    #[arg(long)]
+    payload_bytes_max: Option<u64>,
+    /// The most activities running at once on this node (Rust-SDK ones).
+    #[arg(long)]
+    activities_concurrency_max: Option<u32>,
+    /// The most orchestration episodes running at once on this node (Rust-SDK ones).
+    #[arg(long)]
+    orchestrations_concurrency_max: Option<u32>,
+}
+
+impl ServeArgs {
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let mut settings = Settings::load(self.config.as_deref()).context("reading settings")?;
+        if let Some(dir) = &self.data_dir {
+            settings.data_dir = dir.clone();
+        }
+        if let Some(n) = self.partitions {
+            settings.partition_count = n;
+        }
+        if let Some(n) = self.payload_bytes_max {
+            settings.payload_bytes_max = n;
+        }
+        if let Some(n) = self.activities_concurrency_max {
+            settings.activities_concurrency_max = n;
+        }
+        if let Some(n) = self.orchestrations_concurrency_max {
+            settings.orchestrations_concurrency_max = n;
+        }
+        settings.validate().context("checking settings")?;
+        Ok(settings)
+    }
+}
+
 fn main() -> ExitCode {
-    eprintln!("netherite: no command is implemented yet (the gRPC sidecar is still being built)");
-    ExitCode::from(2)
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("netherite: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let Command::Serve(args) = cli.command;
+    let settings = args.settings()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let ready = |address| eprintln!("netherite: serving on {address}");
+        serve(
+            settings,
+            Registry::new(),
+            args.listen,
+            ready,
+            shutdown_signal(),
+        )
+        .await
+    })?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
 }

@@ -35,6 +35,7 @@
 //! ```
 
 mod action;
+mod batch;
 mod common;
 mod entity;
 mod failure;
