@@ -2,19 +2,20 @@
 
 use std::collections::BTreeMap;
 
+use netherite_core::entity::LockHolder;
 use netherite_core::ids::{ClientId, CommitPosition, ExecutionId, InputPosition, InstanceId};
 use netherite_core::ids::{PartitionId, RequestSeq};
 use netherite_core::model::{
-    ActionKind, CompleteOrchestration, CreateSubOrchestration, EventKind, EventRaised,
-    ExecutionStarted, HistoryEvent, OrchestrationStatus, OrchestratorAction, ParentInstance,
-    ScheduleTask, SendEvent, TaskCompleted, TaskMessage, TaskScheduled, TimerFired,
+    ActionKind, CompleteOrchestration, CreateSubOrchestration, EntityLockRequested, EventKind,
+    EventRaised, ExecutionStarted, HistoryEvent, OrchestrationStatus, OrchestratorAction,
+    ParentInstance, ScheduleTask, SendEvent, TaskCompleted, TaskMessage, TaskScheduled, TimerFired,
 };
 use netherite_core::partition::{
     ActivityCompleted, ActivityId, ClientRequest, ClientRequestEvent, ClientResponse,
-    CreateInstance, Effect, EpisodeCompleted, EpisodeNumber, Limits, LocalClientRequest,
-    PartitionConfig, PartitionMessages, PartitionState, ReadEvent, ReadResult, Rejection,
-    RespondToClient, SendMessages, StartActivity, StartEpisode, UpdateEvent, UpdateKind, WaitFor,
-    WaitUntil,
+    CreateInstance, Effect, EntityQuery, EpisodeCompleted, EpisodeNumber, Limits,
+    LocalClientRequest, PartitionConfig, PartitionMessages, PartitionState, ReadEvent, ReadResult,
+    Rejection, RespondToClient, SendMessages, StartActivity, StartEpisode, UpdateEvent, UpdateKind,
+    WaitFor, WaitUntil,
 };
 use netherite_core::time::Timestamp;
 
@@ -647,4 +648,64 @@ fn applying_names_the_instances_whose_status_changed() {
     let again = node.state.apply_noting_changes(node.position(), &event);
     assert!(again.changed.is_empty() && again.effects.is_empty());
     assert_eq!(node.state.instance_status(&InstanceId::new("nobody")), None);
+}
+
+/// A client may release a lock in the holder's name (for a holder that is gone): the lock goes
+/// to the next waiter, and a request naming anyone but the current holder changes nothing.
+#[test]
+fn a_lock_released_for_its_holder_passes_to_the_next_waiter() {
+    let mut node = Node::new(0, 2);
+    let entity = InstanceId::new("@counter@a!0");
+    let lock = |section: &str, owner: &str| {
+        let request = EntityLockRequested {
+            critical_section_id: section.into(),
+            lock_set: vec![entity.clone()],
+            position: 0,
+            parent_instance_id: Some(InstanceId::new(owner)),
+        };
+        let event = HistoryEvent::new(t(100), EventKind::EntityLockRequested(request));
+        TaskMessage::to_instance(entity.clone(), event)
+    };
+    let batch = PartitionMessages {
+        input: node.next_input(),
+        origin: PartitionId(1),
+        origin_position: CommitPosition(1),
+        sub_position: 0,
+        messages: vec![lock("cs-1", "gone"), lock("cs-2", "next")],
+    };
+    node.apply(UpdateKind::PartitionMessages(batch));
+    let holder = |owner: &str, section: &str| LockHolder {
+        instance_id: InstanceId::new(owner),
+        critical_section_id: section.into(),
+    };
+    let release = |holder: LockHolder| ClientRequest::ReleaseEntityLock {
+        entity: entity.clone(),
+        holder,
+    };
+    let answer = |effects: &[Effect]| responses(effects)[0].response.clone();
+
+    let stranger = node.request(1, release(holder("next", "cs-2")));
+    assert_eq!(answer(&stranger), ClientResponse::LockReleased(false));
+    assert_eq!(locked_by(&node, &entity), Some(holder("gone", "cs-1")));
+
+    let released = node.request(2, release(holder("gone", "cs-1")));
+    assert_eq!(answer(&released), ClientResponse::LockReleased(true));
+    assert_eq!(locked_by(&node, &entity), Some(holder("next", "cs-2")));
+}
+
+/// Who holds `entity`'s lock, from a query that includes entities without state.
+fn locked_by(node: &Node, entity: &InstanceId) -> Option<LockHolder> {
+    let read = ReadEvent::QueryEntities(EntityQuery {
+        id_prefix: Some(entity.as_str().to_string()),
+        modified_from: None,
+        modified_to: None,
+        include_state: false,
+        include_transient: true,
+        after: None,
+        size: 10,
+    });
+    match node.state.read(&read) {
+        ReadResult::Entities(page) => page.entities.first().and_then(|v| v.locked_by.clone()),
+        other => panic!("unexpected read result {other:?}"),
+    }
 }

@@ -37,7 +37,8 @@ pub(super) struct Episode<'i, 'a> {
     /// Set by a completing action; recorded when the episode is finished.
     pub(super) end: Option<End>,
     pub(super) out: EpisodeOutcome,
-    /// Action ids confirmed in history or taken by an earlier action of this episode.
+    /// Action ids confirmed in history and not answered since, or taken by an earlier action
+    /// of this episode.
     used_ids: BTreeSet<i32>,
 }
 
@@ -61,7 +62,7 @@ impl<'i, 'a> Episode<'i, 'a> {
             started: started_of(input),
             end: None,
             out,
-            used_ids: confirmed_ids(input.history),
+            used_ids: confirmed_ids(input.history.iter().chain(input.new_events)),
         }
     }
 
@@ -312,14 +313,18 @@ fn started_of<'a>(input: &EpisodeInput<'a>) -> Option<&'a ExecutionStarted> {
 }
 
 /// The ids of the actions whose confirmations are in `history`.
-fn confirmed_ids(history: &[HistoryEvent]) -> BTreeSet<i32> {
-    let confirms = |event: &&HistoryEvent| event.kind.is_confirmation();
-    history
-        .iter()
-        .filter(confirms)
-        .map(|event| event.event_id)
-        .filter(|&id| id >= 0)
-        .collect()
+fn confirmed_ids<'e>(events: impl IntoIterator<Item = &'e HistoryEvent>) -> BTreeSet<i32> {
+    let mut ids = BTreeSet::new();
+    for event in events {
+        if event.kind.is_confirmation() && event.event_id >= 0 {
+            ids.insert(event.event_id);
+        } else if let Some(answered) = event.kind.answered_action() {
+            // The Python SDK schedules a retry of a failed activity or sub-orchestration
+            // under the id of the first attempt, once that attempt has its answer.
+            ids.remove(&answered);
+        }
+    }
+    ids
 }
 
 /// Where an entity message goes and the event it arrives as.

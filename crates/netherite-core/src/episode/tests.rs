@@ -847,6 +847,18 @@ fn reused_or_negative_ids_fail_the_execution() {
     assert_rejected(&later, vec![action(3, schedule("A"))], "already taken");
 }
 
+/// An id whose action has its answer in history is free again: the Python SDK schedules the
+/// retry of a failed activity or sub-orchestration under the first attempt's id.
+#[test]
+fn an_answered_id_may_be_scheduled_again() {
+    let later = parent_with_children().later(Vec::new());
+    let outcome = later.apply(vec![action(2, schedule("Retry"))]);
+
+    assert_eq!(outcome.status, OrchestrationStatus::Running);
+    assert_eq!(outcome.activities.len(), 1);
+    assert_eq!(outcome.activities[0].task_id, 2);
+}
+
 /// Two completions, and a rewind mixed with anything else, are refused, along with any
 /// sub-orchestration created before them.
 #[test]

@@ -419,6 +419,19 @@ impl EventKind {
         )
     }
 
+    /// The id of the action this event answers: the activity or sub-orchestration whose
+    /// result it carries, or the timer that fired.
+    pub fn answered_action(&self) -> Option<i32> {
+        match self {
+            EventKind::TaskCompleted(e) => Some(e.task_scheduled_id),
+            EventKind::TaskFailed(e) => Some(e.task_scheduled_id),
+            EventKind::SubOrchestrationCompleted(e) => Some(e.task_scheduled_id),
+            EventKind::SubOrchestrationFailed(e) => Some(e.task_scheduled_id),
+            EventKind::TimerFired(e) => Some(e.timer_id),
+            _ => None,
+        }
+    }
+
     /// The protocol's field number for this kind (3 to 30).
     pub fn protocol_number(&self) -> u32 {
         use EventKind::*;

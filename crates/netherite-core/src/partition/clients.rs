@@ -20,10 +20,11 @@ use super::response::{ClientResponse, Rejection};
 use super::step::Step;
 use super::view::InstanceView;
 use super::waits::Waiter;
+use crate::entity::LockHolder;
 use crate::ids::{ClientId, InstanceId, RequestSeq, partition_of};
 use crate::model::{
-    EntityId, EntityOperationSignaled, EventKind, EventRaised, ExecutionRewound, ExecutionStarted,
-    ExecutionTerminated, HistoryEvent, OrchestrationStatus, Payload, TaskMessage,
+    EntityId, EntityOperationSignaled, EntityUnlockSent, EventKind, EventRaised, ExecutionRewound,
+    ExecutionStarted, ExecutionTerminated, HistoryEvent, OrchestrationStatus, Payload, TaskMessage,
 };
 
 impl PartitionState {
@@ -100,6 +101,9 @@ impl PartitionState {
             ClientRequest::PurgeByFilter { filter } => Ok(self.purge_by_filter(step, filter)),
             ClientRequest::Rewind { instance, reason } => self.rewind(step, instance, reason),
             ClientRequest::WaitFor(wait) => return self.wait_for(step, client, seq, wait),
+            ClientRequest::ReleaseEntityLock { entity, holder } => {
+                self.release_entity_lock(step, entity, holder)
+            }
         };
         Some(outcome.unwrap_or_else(ClientResponse::Rejected))
     }
@@ -262,6 +266,39 @@ impl PartitionState {
         let event = HistoryEvent::new(step.now, EventKind::EntityOperationSignaled(signaled));
         self.deliver(step, TaskMessage::to_instance(id, event));
         Ok(ClientResponse::Accepted)
+    }
+
+    /// Releases `holder`'s lock on `entity` through the entity's own unlock path, which then
+    /// hands the lock to the next waiter.
+    fn release_entity_lock(
+        &mut self,
+        step: &mut Step,
+        entity: &InstanceId,
+        holder: &LockHolder,
+    ) -> Result<ClientResponse, Rejection> {
+        let id = match EntityId::parse(entity.as_str()) {
+            Ok(entity) => entity.instance_id(),
+            Err(error) => {
+                let reason = error.to_string();
+                return Err(Rejection::InvalidArgument { reason });
+            }
+        };
+        self.check_owner(&id)?;
+        let held = self
+            .entities
+            .get(&id)
+            .and_then(|s| s.record.locked_by.as_ref());
+        if held != Some(holder) {
+            return Ok(ClientResponse::LockReleased(false));
+        }
+        let unlock = EntityUnlockSent {
+            critical_section_id: holder.critical_section_id.clone(),
+            parent_instance_id: Some(holder.instance_id.clone()),
+            target_instance_id: None,
+        };
+        let event = HistoryEvent::new(step.now, EventKind::EntityUnlockSent(unlock));
+        self.deliver(step, TaskMessage::to_instance(id, event));
+        Ok(ClientResponse::LockReleased(true))
     }
 
     fn purge(&mut self, step: &mut Step, id: &InstanceId) -> Result<ClientResponse, Rejection> {

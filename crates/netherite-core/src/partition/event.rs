@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::effect::StartEpisode;
 use super::index::InstanceFilter;
 use crate::codec::Record;
-use crate::entity::EntityBatchResult;
+use crate::entity::{EntityBatchResult, LockHolder};
 use crate::ids::RequestSeq;
 use crate::ids::{ClientId, CommitPosition, ExecutionId, InputPosition, InstanceId, PartitionId};
 use crate::model::{
@@ -226,6 +226,15 @@ pub enum ClientRequest {
     },
     /// Wait until an instance has started or finished.
     WaitFor(WaitFor),
+    /// Release the lock `holder` has on `entity`, as if the holder had sent the unlock: for
+    /// locks whose orchestration is gone or finished without releasing them. A lock held by
+    /// someone else (the holder released it and another took it) is left alone.
+    ReleaseEntityLock {
+        /// The entity (`@name@key`).
+        entity: InstanceId,
+        /// Who must hold the lock now.
+        holder: LockHolder,
+    },
 }
 
 /// A request to start an orchestration.

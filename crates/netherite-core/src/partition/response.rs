@@ -32,6 +32,8 @@ pub enum ClientResponse {
     Instance(Box<InstanceView>),
     /// The request was turned down and changed nothing.
     Rejected(Rejection),
+    /// An entity lock was released (`true`), or was no longer held by the one named.
+    LockReleased(bool),
 }
 
 /// Why a request was turned down.

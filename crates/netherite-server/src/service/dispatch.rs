@@ -38,10 +38,20 @@ const STREAM_BUFFER: usize = 16;
 
 /// The three kinds of work item, as array indices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Episode = 0,
     Activity = 1,
     Entity = 2,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Episode => "an orchestration",
+            Kind::Activity => "an activity",
+            Kind::Entity => "an entity",
+        }
+    }
 }
 
 fn kind_of(item: &WorkItem) -> Kind {
@@ -138,7 +148,7 @@ struct Outstanding {
 pub(crate) enum Claim {
     /// A completion token.
     Token(String),
-    /// An episode or entity batch of this instance.
+    /// An episode of this instance.
     Instance(String),
     /// The activity `task_id` of this instance.
     Task(String, i32),
@@ -283,13 +293,18 @@ impl Dispatcher {
         }
     }
 
-    /// The outstanding assignment `claim` names, taken out; `Ok(None)` when it is stale, an
-    /// `INVALID_ARGUMENT` status when the token was never issued here.
-    pub(crate) fn claim(&self, claim: &Claim) -> Result<Option<Assignment>, Status> {
+    /// The outstanding assignment of kind `kind` that `claim` names, taken out; `Ok(None)`
+    /// when it is stale; `INVALID_ARGUMENT`, leaving the item outstanding, when the token was
+    /// never issued here or belongs to an item of another kind.
+    pub(crate) fn claim(&self, claim: &Claim, kind: Kind) -> Result<Option<Assignment>, Status> {
         let id = match claim {
-            Claim::Token(token) => self.verify(token)?,
+            Claim::Token(token) => {
+                let id = self.verify(token)?;
+                self.check_kind(id, kind)?;
+                id
+            }
             Claim::Instance(instance) => match self.find(|item| {
-                !matches!(item, WorkItem::Activity(_)) && item.instance().as_str() == instance
+                matches!(item, WorkItem::Episode(_)) && item.instance().as_str() == instance
             }) {
                 Some(id) => id,
                 None => return Ok(None),
@@ -303,6 +318,23 @@ impl Dispatcher {
             },
         };
         Ok(self.take_outstanding(id).map(|o| o.assignment))
+    }
+
+    /// Refuses a genuine token of an outstanding item of another kind than the call's.
+    fn check_kind(&self, id: u64, kind: Kind) -> Result<(), Status> {
+        let table = self.table();
+        let Some(entry) = table.outstanding.get(&id) else {
+            return Ok(());
+        };
+        let actual = kind_of(entry.assignment.item());
+        if actual != kind {
+            return Err(Status::invalid_argument(format!(
+                "the completion token is {}'s work item, not {}'s",
+                actual.name(),
+                kind.name()
+            )));
+        }
+        Ok(())
     }
 
     fn find(&self, matches: impl Fn(&WorkItem) -> bool) -> Option<u64> {

@@ -22,7 +22,7 @@ use tonic::codegen::tokio_stream::Stream;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use self::dispatch::{Claim, Dispatcher, StreamSpec};
+use self::dispatch::{Claim, Dispatcher, Kind, StreamSpec};
 pub use self::dispatch::{HEALTH_PING_EVERY, OUTSTANDING_DEFAULT, OUTSTANDING_MAX};
 pub use self::status::status_of;
 pub use self::work::INVALID_ANSWER;
@@ -30,7 +30,8 @@ use crate::pb;
 use crate::pb::task_hub_sidecar_service_server::TaskHubSidecarService;
 
 /// The largest message the service decodes: payloads up to the engine's limit, with room for
-/// the rest of an episode's answer. Larger ones are refused with `RESOURCE_EXHAUSTED`.
+/// the rest of an episode's answer. The gRPC layer refuses a larger one with `OUT_OF_RANGE`
+/// before reading it.
 pub fn decode_bytes_max(payload_bytes_max: u64) -> usize {
     let max = payload_bytes_max.saturating_mul(4).max(16 << 20);
     usize::try_from(max).unwrap_or(usize::MAX)
@@ -43,7 +44,8 @@ pub struct Sidecar {
     dispatcher: Arc<Dispatcher>,
 }
 
-type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+/// A boxed stream of one kind of message, for the two server-streaming calls.
+type ItemStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 impl Sidecar {
     /// A service over `client`'s engine, whose outside work goes to `work`.
@@ -204,7 +206,7 @@ impl TaskHubSidecarService for Sidecar {
         Ok(Response::new(answer))
     }
 
-    type StreamInstanceHistoryStream = Stream_<pb::HistoryChunk>;
+    type StreamInstanceHistoryStream = ItemStream<pb::HistoryChunk>;
 
     async fn stream_instance_history(
         &self,
@@ -252,14 +254,13 @@ impl TaskHubSidecarService for Sidecar {
 
     async fn clean_entity_storage(
         &self,
-        _: Request<pb::CleanEntityStorageRequest>,
+        request: Request<pb::CleanEntityStorageRequest>,
     ) -> Result<Response<pb::CleanEntityStorageResponse>, Status> {
-        Err(Status::unimplemented(
-            "CleanEntityStorage is not supported yet",
-        ))
+        let answer = requests::clean_entity_storage(&self.client, request.into_inner()).await?;
+        Ok(Response::new(answer))
     }
 
-    type GetWorkItemsStream = Stream_<pb::WorkItem>;
+    type GetWorkItemsStream = ItemStream<pb::WorkItem>;
 
     async fn get_work_items(
         &self,
@@ -277,7 +278,7 @@ impl TaskHubSidecarService for Sidecar {
         let answer = request.into_inner();
         let instance = answer.instance_id.clone();
         let claim = self.claim(&answer.completion_token, || Claim::Instance(instance));
-        if let Some(assignment) = self.dispatcher.claim(&claim)? {
+        if let Some(assignment) = self.dispatcher.claim(&claim, Kind::Episode)? {
             work::complete_episode(assignment, answer).await?;
         } else {
             tracing::debug!(instance = %answer.instance_id, "stale episode answer ignored");
@@ -292,7 +293,7 @@ impl TaskHubSidecarService for Sidecar {
         let answer = request.into_inner();
         let (instance, task) = (answer.instance_id.clone(), answer.task_id);
         let claim = self.claim(&answer.completion_token, || Claim::Task(instance, task));
-        if let Some(assignment) = self.dispatcher.claim(&claim)? {
+        if let Some(assignment) = self.dispatcher.claim(&claim, Kind::Activity)? {
             work::complete_activity(assignment, answer).await?;
         } else {
             tracing::debug!(instance = %answer.instance_id, task = answer.task_id,
@@ -313,7 +314,7 @@ impl TaskHubSidecarService for Sidecar {
             ));
         }
         let claim = Claim::Token(answer.completion_token.clone());
-        if let Some(assignment) = self.dispatcher.claim(&claim)? {
+        if let Some(assignment) = self.dispatcher.claim(&claim, Kind::Entity)? {
             work::complete_entity_batch(assignment, answer, self.dispatcher.work()).await?;
         }
         Ok(Response::new(pb::CompleteTaskResponse {}))
@@ -323,7 +324,7 @@ impl TaskHubSidecarService for Sidecar {
         &self,
         request: Request<pb::AbandonOrchestrationTaskRequest>,
     ) -> Result<Response<pb::AbandonOrchestrationTaskResponse>, Status> {
-        self.abandon(&request.get_ref().completion_token)?;
+        self.abandon(&request.get_ref().completion_token, Kind::Episode)?;
         Ok(Response::new(pb::AbandonOrchestrationTaskResponse {}))
     }
 
@@ -331,7 +332,7 @@ impl TaskHubSidecarService for Sidecar {
         &self,
         request: Request<pb::AbandonActivityTaskRequest>,
     ) -> Result<Response<pb::AbandonActivityTaskResponse>, Status> {
-        self.abandon(&request.get_ref().completion_token)?;
+        self.abandon(&request.get_ref().completion_token, Kind::Activity)?;
         Ok(Response::new(pb::AbandonActivityTaskResponse {}))
     }
 
@@ -339,7 +340,7 @@ impl TaskHubSidecarService for Sidecar {
         &self,
         request: Request<pb::AbandonEntityTaskRequest>,
     ) -> Result<Response<pb::AbandonEntityTaskResponse>, Status> {
-        self.abandon(&request.get_ref().completion_token)?;
+        self.abandon(&request.get_ref().completion_token, Kind::Entity)?;
         Ok(Response::new(pb::AbandonEntityTaskResponse {}))
     }
 
@@ -364,13 +365,14 @@ impl TaskHubSidecarService for Sidecar {
 
 impl Sidecar {
     /// Gives an outstanding item back; a stale token is a no-op, an unknown one is refused.
-    fn abandon(&self, token: &str) -> Result<(), Status> {
+    fn abandon(&self, token: &str, kind: Kind) -> Result<(), Status> {
         if token.is_empty() {
             return Err(Status::invalid_argument(
                 "completionToken must not be empty",
             ));
         }
-        if let Some(assignment) = self.dispatcher.claim(&Claim::Token(token.to_string()))? {
+        let claim = Claim::Token(token.to_string());
+        if let Some(assignment) = self.dispatcher.claim(&claim, kind)? {
             assignment.abandon(self.dispatcher.work());
         }
         Ok(())

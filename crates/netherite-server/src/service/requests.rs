@@ -24,11 +24,14 @@ use super::status::status_of;
 use crate::convert::{self, status_from_wire, timestamp_from_wire};
 use crate::pb;
 
-/// The longest wait a call without a deadline makes before it is answered with
-/// `DEADLINE_EXCEEDED` (clients then simply ask again).
-const WAIT_WITHOUT_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+/// A call without a deadline waits in slices of this length, as long as it takes.
+const WAIT_SLICE: Duration = Duration::from_secs(3600);
 /// History events per `HistoryChunk`.
 const HISTORY_CHUNK_EVENTS: usize = 256;
+/// Ids per `ListInstanceIds` page when the request names no size.
+const LIST_PAGE_DEFAULT: usize = 100;
+/// The most query pages one `ListInstanceIds` call reads while it looks for matches.
+const LIST_SCAN_PAGES_MAX: usize = 16;
 /// Entities per page when the request names no size.
 const ENTITY_PAGE_DEFAULT: usize = 100;
 
@@ -123,12 +126,19 @@ pub(crate) async fn wait(
     request: Request<pb::GetInstanceRequest>,
     until: Until,
 ) -> Result<pb::GetInstanceResponse, Status> {
-    let deadline = grpc_timeout(request.metadata()).unwrap_or(WAIT_WITHOUT_DEADLINE);
+    let deadline = grpc_timeout(request.metadata());
     let request = request.into_inner();
     let id = instance_id(&request.instance_id)?;
-    let waited = match until {
-        Until::Start => client.wait_for_start(&id, deadline).await,
-        Until::Completion => client.wait_for_completion(&id, deadline).await,
+    let waited = loop {
+        let slice = deadline.unwrap_or(WAIT_SLICE);
+        let waited = match until {
+            Until::Start => client.wait_for_start(&id, slice).await,
+            Until::Completion => client.wait_for_completion(&id, slice).await,
+        };
+        match waited {
+            Err(netherite::Error::Timeout { .. }) if deadline.is_none() => continue,
+            waited => break waited,
+        }
     };
     match waited {
         Ok(mut view) => {
@@ -262,8 +272,10 @@ pub(crate) async fn query(
 }
 
 /// `ListInstanceIds`: finished instances (of the given statuses, else any terminal one)
-/// completed in the given range, a page at a time; the key is the query's page token, so the
-/// order is by creation time, not by completion time.
+/// completed in the given window, a page at a time. The key is the query's page token, so the
+/// order is creation order, not completion order. One call reads query pages until it has
+/// `pageSize` ids, the instances run out, or it has looked at [`LIST_SCAN_PAGES_MAX`] pages;
+/// only in that last case can a page come back short (even empty) with a key to go on from.
 pub(crate) async fn list_ids(
     client: &Client,
     request: pb::ListInstanceIdsRequest,
@@ -280,24 +292,37 @@ pub(crate) async fn list_ids(
     }
     let from = time(request.completed_time_from, "completedTimeFrom")?;
     let to = time(request.completed_time_to, "completedTimeTo")?;
+    // An instance that completed before `to` was created before it.
     let filter = InstanceFilter {
         statuses: wanted,
+        created_to: to,
         ..InstanceFilter::default()
     };
-    let size = usize::try_from(request.page_size).unwrap_or(0);
-    let token = request.last_instance_key.filter(|t| !t.is_empty());
-    let page = client
-        .query(&filter, token.as_deref(), size)
-        .await
-        .map_err(|e| status_of(&e))?;
-    let in_range = |v: &InstanceView| {
+    let in_window = |v: &InstanceView| {
         v.completed
             .is_some_and(|c| from.is_none_or(|f| c >= f) && to.is_none_or(|t| c < t))
     };
-    let ids = page.instances.iter().filter(|v| in_range(v));
+    let size = match usize::try_from(request.page_size) {
+        Ok(0) | Err(_) => LIST_PAGE_DEFAULT,
+        Ok(n) => n,
+    };
+    let mut token = request.last_instance_key.filter(|t| !t.is_empty());
+    let mut ids = Vec::new();
+    for _ in 0..LIST_SCAN_PAGES_MAX {
+        let page = client
+            .query(&filter, token.as_deref(), size - ids.len())
+            .await
+            .map_err(|e| status_of(&e))?;
+        let found = page.instances.iter().filter(|v| in_window(v));
+        ids.extend(found.map(|v| v.instance_id.0.clone()));
+        token = page.next;
+        if token.is_none() || ids.len() >= size {
+            break;
+        }
+    }
     Ok(pb::ListInstanceIdsResponse {
-        instance_ids: ids.map(|v| v.instance_id.0.clone()).collect(),
-        last_instance_key: page.next,
+        instance_ids: ids,
+        last_instance_key: token,
     })
 }
 
@@ -318,10 +343,7 @@ pub(crate) async fn purge(
     use pb::purge_instances_request::Request as By;
     let recursive = request.recursive;
     let deleted = match request.request {
-        Some(By::InstanceId(id)) => {
-            let id = instance_id(&id)?;
-            client.purge(&id, recursive).await
-        }
+        Some(By::InstanceId(id)) => purge_one(client, &instance_id(&id)?, recursive).await,
         Some(By::PurgeInstanceFilter(f)) => {
             let filter = InstanceFilter {
                 statuses: statuses(f.runtime_status, "PurgeInstanceFilter.runtimeStatus")?,
@@ -334,8 +356,7 @@ pub(crate) async fn purge(
         Some(By::InstanceBatch(batch)) => {
             let mut count = 0;
             for id in batch.instance_ids {
-                count += client
-                    .purge(&instance_id(&id)?, recursive)
+                count += purge_one(client, &instance_id(&id)?, recursive)
                     .await
                     .map_err(|e| status_of(&e))?;
             }
@@ -352,6 +373,19 @@ pub(crate) async fn purge(
         deleted_instance_count: i32::try_from(deleted).unwrap_or(i32::MAX),
         is_complete: Some(true),
     })
+}
+
+/// Purges one instance; one that has not finished is left alone and counts as none deleted,
+/// as the SDKs expect (the engine's own client reports it as `FailedPrecondition`).
+async fn purge_one(
+    client: &Client,
+    id: &InstanceId,
+    recursive: bool,
+) -> Result<u64, netherite::Error> {
+    match client.purge(id, recursive).await {
+        Err(netherite::Error::FailedPrecondition { .. }) => Ok(0),
+        done => done,
+    }
 }
 
 /// The current execution's history, in chunks; `NOT_FOUND` for an unknown instance.
@@ -404,7 +438,7 @@ pub(crate) async fn get_entity(
     r: pb::GetEntityRequest,
 ) -> Result<pb::GetEntityResponse, Status> {
     let entity = entity_id(&r.instance_id)?;
-    let partition = netherite_core::partition_of(&entity, partitions(client));
+    let partition = netherite_core::partition_of(&entity, client.partition_count());
     let read = ReadEvent::GetEntity {
         entity,
         include_state: r.include_state,
@@ -420,16 +454,20 @@ pub(crate) async fn get_entity(
     }
 }
 
-fn partitions(client: &Client) -> u32 {
-    client.partition_count()
-}
-
 /// `QueryEntities`: every partition's first page after the token, merged by id.
 pub(crate) async fn query_entities(
     client: &Client,
     request: pb::QueryEntitiesRequest,
 ) -> Result<pb::QueryEntitiesResponse, Status> {
-    let q = request.query.unwrap_or_default();
+    let page = query_entity_views(client, request.query.unwrap_or_default()).await?;
+    Ok(pb::QueryEntitiesResponse {
+        entities: page.entities.into_iter().map(Into::into).collect(),
+        continuation_token: page.next.map(|id| id.0),
+    })
+}
+
+/// One page of entities across partitions, merged in id order.
+async fn query_entity_views(client: &Client, q: pb::EntityQuery) -> Result<EntityPage, Status> {
     let size = q
         .page_size
         .and_then(|n| usize::try_from(n).ok())
@@ -447,7 +485,7 @@ pub(crate) async fn query_entities(
             .map(InstanceId::new),
         size,
     };
-    let reads = (0..partitions(client)).map(|p| {
+    let reads = (0..client.partition_count()).map(|p| {
         let read = ReadEvent::QueryEntities(query.clone());
         client.read_partition(PartitionId(p), read)
     });
@@ -462,17 +500,66 @@ pub(crate) async fn query_entities(
     Ok(merge_entities(pages, size))
 }
 
-fn merge_entities(pages: Vec<EntityPage>, size: usize) -> pb::QueryEntitiesResponse {
+fn merge_entities(pages: Vec<EntityPage>, size: usize) -> EntityPage {
     let more = pages.iter().any(|p| p.next.is_some());
     let mut all: Vec<_> = pages.into_iter().flat_map(|p| p.entities).collect();
     all.sort_by(|a, b| a.entity.cmp(&b.entity));
     let cut = all.len() > size;
     all.truncate(size);
     let next = (cut || more)
-        .then(|| all.last().map(|v| v.entity.0.clone()))
+        .then(|| all.last().map(|v| v.entity.clone()))
         .flatten();
-    pb::QueryEntitiesResponse {
-        entities: all.into_iter().map(Into::into).collect(),
-        continuation_token: next,
+    EntityPage {
+        entities: all,
+        next,
     }
+}
+
+/// `CleanEntityStorage`, one page of entities per call: with `releaseOrphanedLocks`, each lock
+/// whose holder is gone or finished is released (the entity's next waiter then gets it). Empty
+/// entities need no removal: a partition forgets an entity as soon as nothing is left of it.
+pub(crate) async fn clean_entity_storage(
+    client: &Client,
+    request: pb::CleanEntityStorageRequest,
+) -> Result<pb::CleanEntityStorageResponse, Status> {
+    let query = pb::EntityQuery {
+        include_transient: true,
+        continuation_token: request.continuation_token,
+        ..pb::EntityQuery::default()
+    };
+    let page = query_entity_views(client, query).await?;
+    let mut released = 0;
+    if request.release_orphaned_locks {
+        for view in &page.entities {
+            let Some(holder) = &view.locked_by else {
+                continue;
+            };
+            if holder_is_active(client, &holder.instance_id).await? {
+                continue;
+            }
+            let release = ClientRequest::ReleaseEntityLock {
+                entity: view.entity.clone(),
+                holder: holder.clone(),
+            };
+            match client.send(&view.entity, release).await {
+                Ok(ClientResponse::LockReleased(true)) => released += 1,
+                Ok(_) => {}
+                Err(error) => return Err(status_of(&error)),
+            }
+        }
+    }
+    Ok(pb::CleanEntityStorageResponse {
+        continuation_token: page.next.map(|id| id.0),
+        empty_entities_removed: 0,
+        orphaned_locks_released: released,
+    })
+}
+
+/// Whether the orchestration holding a lock still runs (or may run: pending or suspended).
+async fn holder_is_active(client: &Client, holder: &InstanceId) -> Result<bool, Status> {
+    let view = client
+        .get_state(holder, false)
+        .await
+        .map_err(|e| status_of(&e))?;
+    Ok(view.is_some_and(|v| !v.status.is_terminal()))
 }

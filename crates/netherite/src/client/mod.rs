@@ -480,6 +480,7 @@ fn request_name(request: &ClientRequest) -> &'static str {
         ClientRequest::PurgeByFilter { .. } => "a purge",
         ClientRequest::Rewind { .. } => "a rewind",
         ClientRequest::WaitFor(_) => "a wait",
+        ClientRequest::ReleaseEntityLock { .. } => "releasing an entity lock",
     }
 }
 
