@@ -6,7 +6,8 @@
 //! (`--config`), then from `NETHERITE_*` environment variables, then from the flags, each
 //! overriding the one before.
 
-use std::net::SocketAddr;
+use std::io::IsTerminal;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,9 +32,9 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
-    /// The address to listen on (loopback by default).
+    /// The address to listen on, `host:port` (loopback by default).
     #[arg(long, default_value = DEFAULT_LISTEN, env = "NETHERITE_LISTEN")]
-    listen: SocketAddr,
+    listen: String,
     /// The task hub's data directory (default `./netherite-data`).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -46,12 +47,6 @@ struct ServeArgs {
     /// The largest input, output or event payload, in bytes.
     #[arg(long)]
     payload_bytes_max: Option<u64>,
-    /// The most activities running at once on this node (Rust-SDK ones).
-    #[arg(long)]
-    activities_concurrency_max: Option<u32>,
-    /// The most orchestration episodes running at once on this node (Rust-SDK ones).
-    #[arg(long)]
-    orchestrations_concurrency_max: Option<u32>,
 }
 
 impl ServeArgs {
@@ -66,14 +61,19 @@ impl ServeArgs {
         if let Some(n) = self.payload_bytes_max {
             settings.payload_bytes_max = n;
         }
-        if let Some(n) = self.activities_concurrency_max {
-            settings.activities_concurrency_max = n;
-        }
-        if let Some(n) = self.orchestrations_concurrency_max {
-            settings.orchestrations_concurrency_max = n;
-        }
         settings.validate().context("checking settings")?;
         Ok(settings)
+    }
+
+    /// The first address `--listen` names (a host name is looked up).
+    fn address(&self) -> anyhow::Result<SocketAddr> {
+        let mut addresses = self
+            .listen
+            .to_socket_addrs()
+            .with_context(|| format!("--listen {}: not an address", self.listen))?;
+        addresses
+            .next()
+            .with_context(|| format!("--listen {}: the name has no address", self.listen))
     }
 }
 
@@ -84,34 +84,45 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("netherite: {error:#}");
+            eprintln!("netherite: {}", chain(&error));
             ExitCode::FAILURE
         }
     }
 }
 
+/// The error and its causes in one line, leaving out a cause its effect already quotes.
+fn chain(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let Command::Serve(args) = cli.command;
     let settings = args.settings()?;
+    let address = args.address()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let ready = |address| eprintln!("netherite: serving on {address}");
-        serve(
-            settings,
-            Registry::new(),
-            args.listen,
-            ready,
-            shutdown_signal(),
-        )
-        .await
+        serve(settings, Registry::new(), address, ready, shutdown_signal()).await
     })?;
     Ok(())
 }

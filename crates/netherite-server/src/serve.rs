@@ -30,10 +30,10 @@ const KEEPALIVE_EVERY: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The engine did not start (its data directory, its settings or its storage).
-    #[error("the engine did not start: {0}")]
+    #[error("the engine did not start")]
     Engine(#[from] netherite::Error),
     /// The address could not be bound.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}")]
     Listen {
         /// The address.
         address: SocketAddr,
@@ -41,7 +41,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     /// The gRPC server failed.
-    #[error("the gRPC server failed: {0}")]
+    #[error("the gRPC server failed")]
     Transport(#[from] tonic::transport::Error),
 }
 
@@ -69,6 +69,12 @@ pub async fn serve(
         .start()
         .await?;
     let sidecar = Sidecar::new(engine.client(), work);
+    let stopper = sidecar.clone();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("stopping: work-item streams and waits end now");
+        stopper.stop();
+    };
     let service = TaskHubSidecarServiceServer::new(sidecar)
         .max_decoding_message_size(decode_bytes_max(payload_max))
         .max_encoding_message_size(usize::MAX);

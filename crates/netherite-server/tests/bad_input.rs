@@ -14,7 +14,10 @@ use netherite::sdk::{OrchestrationContext, Registry, TaskError};
 use netherite_server::pb;
 use netherite_server::pb::OrchestrationStatus::{Completed, Failed, Running};
 use netherite_server::pb::history_event::EventType;
-use netherite_server::service::{INVALID_ANSWER, decode_bytes_max};
+use netherite_server::service::{
+    INVALID_ANSWER, NAME_BYTES_MAX, STATUS_MESSAGE_BYTES_MAX, TAGS_BYTES_MAX, UNSENDABLE_WORK,
+    decode_bytes_max,
+};
 use support::{
     Client, Server, answer, code, complete, finished, get_instance, history, next, open, output,
     schedule, send_answer, send_output, start, start_instance, start_with, status,
@@ -533,5 +536,75 @@ async fn an_answer_of_the_wrong_kind_leaves_the_item_alone() {
         Some("\"right\"")
     );
     drop(stream);
+    server.stop().await;
+}
+
+/// An execution whose history grew past what a worker can receive is failed with
+/// `UNSENDABLE_WORK` instead of being sent (a gRPC client drops its whole stream on such a
+/// message, so it would block every other item); other work goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_episode_too_large_to_send_fails_its_orchestration() {
+    let server = server().await;
+    let client = &server.client;
+    let mut stream = open(client).await;
+    start_instance(client, "Hoarder", "hoarder", "null").await;
+
+    // Each activity returns 900 KB: the fifth episode's history is past 4 MiB.
+    let big = format!("\"{}\"", "x".repeat(900_000));
+    let mut item = next(&mut stream).await;
+    for task in 0..5 {
+        send_answer(client, answer(&item, vec![schedule(task, "Fill", "null")])).await;
+        let activity = next(&mut stream).await;
+        send_output(client, output(&activity, &big)).await;
+        if task < 4 {
+            item = next(&mut stream).await;
+        }
+    }
+
+    let state = finished(client, "hoarder").await;
+    assert_eq!(status(&state), Failed);
+    let failure = state.failure_details.expect("a failure is reported");
+    assert_eq!(failure.error_type, UNSENDABLE_WORK);
+    assert!(
+        failure.error_message.contains("work_item_bytes_max"),
+        "{failure:?}"
+    );
+    drop(stream);
+    still_serves(client).await;
+    server.stop().await;
+}
+
+/// Ids, names and tags have limits of their own, like payloads: over them a call is refused
+/// with `INVALID_ARGUMENT` naming the limit, and a huge unknown id still gets `NOT_FOUND` with
+/// a message of bounded size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_ids_names_and_tags_are_invalid() {
+    let server = server().await;
+    let mut c = server.client.clone();
+    let long = "n".repeat(NAME_BYTES_MAX + 1);
+    let start = |id: &str, name: &str| pb::CreateInstanceRequest {
+        instance_id: id.to_string(),
+        name: name.to_string(),
+        ..pb::CreateInstanceRequest::default()
+    };
+
+    let refused = c.start_instance(start("fine", &long)).await;
+    assert_eq!(code(refused), Code::InvalidArgument);
+    let refused = c.start_instance(start(&long, "Echo")).await;
+    assert_eq!(code(refused), Code::InvalidArgument);
+    let mut tagged = start("tagged", "Echo");
+    tagged.tags.insert("k".into(), "v".repeat(TAGS_BYTES_MAX));
+    let refused = c.start_instance(tagged).await;
+    assert_eq!(code(refused), Code::InvalidArgument);
+
+    let huge = "h".repeat(NAME_BYTES_MAX);
+    let terminate = pb::TerminateRequest {
+        instance_id: huge,
+        ..pb::TerminateRequest::default()
+    };
+    let status = c.terminate_instance(terminate).await.expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().len() <= STATUS_MESSAGE_BYTES_MAX + 4);
+    still_serves(&server.client).await;
     server.stop().await;
 }

@@ -12,10 +12,12 @@ use netherite::sdk::Registry;
 use netherite_server::pb;
 use netherite_server::pb::OrchestrationStatus::{Completed, Failed};
 use netherite_server::pb::history_event::EventType;
+use netherite_server::pb::work_item::Request as ItemKind;
 use support::{
-    QUIET, activity, answer, complete, episode, finished, next, open, open_with, opens_with,
+    QUIET, activity, answer, code, complete, episode, finished, next, open, open_with, opens_with,
     output, schedule, send_answer, send_output, start, start_instance, status, within,
 };
+use tonic::Code;
 
 /// A worker runs a whole orchestration over the protocol: the first episode holds the start,
 /// its `scheduleTask` comes back as an activity, the activity's result opens the second
@@ -240,4 +242,39 @@ async fn token_less_answers_complete_the_work() {
     assert_eq!(state.output.as_deref(), Some("\"Hello Lima!\""));
     drop(stream);
     server.stop().await;
+}
+
+/// A graceful stop does not wait for connected workers or for waits without a deadline: the
+/// work-item stream and the wait end with `UNAVAILABLE`, and the server stops in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_ends_streams_and_waits() {
+    let server = start(Registry::new()).await;
+    let client = server.client.clone();
+    let mut stream = open(&client).await;
+    start_instance(&client, "Endless", "endless-1", "null").await;
+    let _outstanding = next(&mut stream).await;
+    let mut waiter = client.clone();
+    let wait = tokio::spawn(async move {
+        let request = pb::GetInstanceRequest {
+            instance_id: "endless-1".into(),
+            get_inputs_and_outputs: false,
+        };
+        waiter.wait_for_instance_completion(request).await
+    });
+    tokio::time::sleep(QUIET).await;
+
+    server.stop().await;
+    let waited = wait.await.expect("the wait's task joins");
+    assert_eq!(code(waited), Code::Unavailable);
+    // Health pings sent before the stop may still be in the stream's buffer.
+    let ended = loop {
+        match stream.message().await {
+            Ok(Some(item)) if matches!(item.request, Some(ItemKind::HealthPing(_))) => continue,
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(&ended, Err(status) if status.code() == Code::Unavailable),
+        "{ended:?}"
+    );
 }

@@ -1,9 +1,11 @@
 //! A [`Transport`] over Kafka (or any broker that speaks its protocol).
 //!
-//! A task hub `H` with `P` partitions uses three topics, created on first connect:
+//! A task hub `H` with `P` partitions uses four topics, created on first connect:
 //!
 //! ```text
 //!  H.input      P Kafka partitions   partition p's input queue is Kafka partition p
+//!  H.aside      P Kafka partitions   pieces of input payloads too large for one record;
+//!                                    the input holds a reference in their place
 //!  H.responses  R Kafka partitions   client c's responses go to partition hash(c) mod R,
 //!                                    keyed by c; a client's reader skips the other keys
 //!  H.owners     P Kafka partitions   never written: its consumer group's assignment is

@@ -140,13 +140,8 @@ async fn work_starts_before_durability_and_answers_wait_for_it() {
         inner: MemoryStorage::new(),
         gate: gate.clone(),
     };
-    let hub = MemoryHub::new(PARTITIONS).expect("hub");
     let settings = memory_settings();
-    let transport = std::sync::Arc::new(hub.connect(NodeId::new("local")));
-    for p in 0..PARTITIONS {
-        hub.assign(PartitionId(p), Some(NodeId::new("local")))
-            .expect("assigned");
-    }
+    let transport = local_hub_transport();
     let engine = Engine::start_with(
         transport,
         std::sync::Arc::new(storage),
@@ -312,4 +307,58 @@ async fn faulty_transport_still_runs_everything_once() {
         }
         engine.shutdown().await.expect("clean shutdown");
     }
+}
+
+/// Waits that gave up free their place: with room for 4 waits on a partition, four waits that
+/// timed out do not keep a fifth from being taken, and the fifth is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_that_gave_up_free_their_place() {
+    let settings = memory_settings();
+    let transport = local_hub_transport();
+    let mut config = HostConfig::from_settings(&settings);
+    config.limits.waiters_max = 4;
+    let engine = Engine::start_with(
+        transport,
+        std::sync::Arc::new(MemoryStorage::new()),
+        registry(),
+        config,
+        ClientOptions::from_settings(&settings),
+    )
+    .await
+    .expect("the engine starts");
+    let client = engine.client();
+    let id = run(&client, "Waiter", "patient!0", &()).await;
+
+    // Phase 1: four waits fill the partition's room and give up.
+    for _ in 0..4 {
+        let waited = client
+            .wait_for_completion(&id, Duration::from_millis(20))
+            .await;
+        assert!(
+            matches!(waited, Err(netherite::Error::Timeout { .. })),
+            "{waited:?}"
+        );
+    }
+
+    // Phase 2: a fifth is taken, and answered when the instance finishes.
+    let waiter = {
+        let (client, id) = (client.clone(), id.clone());
+        tokio::spawn(async move { client.wait_for_completion(&id, PATIENCE).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    client.raise_event(&id, "Go", &"now").await.expect("raised");
+    let done = waiter.await.expect("joins").expect("taken and answered");
+    assert_eq!(output::<String>(&done).expect("output"), "now");
+    engine.shutdown().await.expect("clean shutdown");
+}
+
+/// A transport over a fresh memory hub whose partitions are all this node's.
+fn local_hub_transport() -> std::sync::Arc<netherite_core::transport::MemoryTransport> {
+    let hub = MemoryHub::new(PARTITIONS).expect("hub");
+    let transport = std::sync::Arc::new(hub.connect(NodeId::new("local")));
+    for p in 0..PARTITIONS {
+        hub.assign(PartitionId(p), Some(NodeId::new("local")))
+            .expect("assigned");
+    }
+    transport
 }

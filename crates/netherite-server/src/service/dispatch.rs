@@ -35,6 +35,10 @@ pub const OUTSTANDING_DEFAULT: usize = 100;
 pub const OUTSTANDING_MAX: usize = 10_000;
 /// Work items buffered per stream between the dispatcher and the gRPC layer.
 const STREAM_BUFFER: usize = 16;
+/// The largest work item sent: the gRPC clients of the SDKs refuse a message over 4 MiB by
+/// default and drop their whole stream when one comes. A larger item (an execution whose
+/// history grew past it) is failed instead, so it cannot block every worker.
+pub const WORK_ITEM_BYTES_MAX: usize = 4 << 20;
 
 /// The three kinds of work item, as array indices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +162,8 @@ pub(crate) enum Claim {
 #[derive(Debug)]
 pub(crate) struct Dispatcher {
     work: RemoteWork,
+    /// Set when the server stops: every stream ends with `UNAVAILABLE`.
+    stopping: tokio::sync::watch::Receiver<bool>,
     key: RandomState,
     next_id: AtomicU64,
     state: Mutex<Table>,
@@ -170,9 +176,13 @@ struct Table {
 }
 
 impl Dispatcher {
-    pub(crate) fn new(work: RemoteWork) -> Dispatcher {
+    pub(crate) fn new(
+        work: RemoteWork,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Dispatcher {
         Dispatcher {
             work,
+            stopping,
             key: RandomState::new(),
             next_id: AtomicU64::new(1),
             state: Mutex::new(Table::default()),
@@ -211,6 +221,7 @@ impl Dispatcher {
         tx: &mpsc::Sender<Result<pb::WorkItem, Status>>,
     ) {
         let mut ping = tokio::time::interval(HEALTH_PING_EVERY);
+        let mut stopping = self.stopping.clone();
         loop {
             // Registered before the counts are read, so an answer in between is not missed.
             let freed = state.freed.notified();
@@ -223,6 +234,10 @@ impl Dispatcher {
             };
             tokio::select! {
                 () = tx.closed() => return,
+                () = stopped(&mut stopping) => {
+                    let _ = tx.send(Err(Status::unavailable("the server is shutting down"))).await;
+                    return;
+                }
                 _ = ping.tick() => {
                     if tx.send(Ok(health_ping())).await.is_err() {
                         return;
@@ -255,10 +270,21 @@ impl Dispatcher {
                 // Our own history did not convert: a bug, reported, and the item failed back.
                 tracing::error!(instance = %assignment.item().instance(), %error,
                     "work item does not convert to the wire");
-                super::work::fail_unconvertible(assignment, &error.to_string()).await;
+                super::work::fail_unsendable(assignment, &error.to_string()).await;
                 return true;
             }
         };
+        let size = prost::Message::encoded_len(&message);
+        if size > WORK_ITEM_BYTES_MAX {
+            let reason = format!(
+                "the work item is {size} bytes, over the {WORK_ITEM_BYTES_MAX} a worker takes \
+                 (work_item_bytes_max); use continue-as-new to keep histories short"
+            );
+            tracing::warn!(instance = %assignment.item().instance(), size,
+                "work item too large to send; failed");
+            super::work::fail_unsendable(assignment, &reason).await;
+            return true;
+        }
         state.counts()[kind_of(assignment.item()) as usize] += 1;
         let outstanding = Outstanding { stream, assignment };
         self.table().outstanding.insert(id, outstanding);
@@ -365,7 +391,10 @@ impl Dispatcher {
     }
 
     fn verify(&self, token: &str) -> Result<u64, Status> {
-        let forged = || Status::invalid_argument(format!("unknown completion token {token:?}"));
+        let forged = || {
+            let message = format!("unknown completion token {token:?}");
+            Status::invalid_argument(super::status::bounded(message))
+        };
         let (id, tag) = token.split_once('.').ok_or_else(forged)?;
         let id: u64 = id.parse().map_err(|_| forged())?;
         if tag != format!("{:016x}", self.key.hash_one(id)) {
@@ -384,6 +413,11 @@ impl Dispatcher {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Resolves once `stopping` says the server stops (or its sender is gone).
+pub(crate) async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 fn health_ping() -> pb::WorkItem {

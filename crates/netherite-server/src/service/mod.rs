@@ -18,14 +18,17 @@ use std::sync::Arc;
 use netherite::client::Client;
 use netherite::remote::RemoteWork;
 use netherite_core::InstanceId;
+use tokio::sync::watch;
 use tonic::codegen::tokio_stream::Stream;
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use self::dispatch::{Claim, Dispatcher, Kind, StreamSpec};
-pub use self::dispatch::{HEALTH_PING_EVERY, OUTSTANDING_DEFAULT, OUTSTANDING_MAX};
-pub use self::status::status_of;
-pub use self::work::INVALID_ANSWER;
+pub use self::dispatch::{
+    HEALTH_PING_EVERY, OUTSTANDING_DEFAULT, OUTSTANDING_MAX, WORK_ITEM_BYTES_MAX,
+};
+pub use self::status::{STATUS_MESSAGE_BYTES_MAX, status_of};
+pub use self::work::{INVALID_ANSWER, UNSENDABLE_WORK};
 use crate::pb;
 use crate::pb::task_hub_sidecar_service_server::TaskHubSidecarService;
 
@@ -42,6 +45,7 @@ pub fn decode_bytes_max(payload_bytes_max: u64) -> usize {
 pub struct Sidecar {
     client: Client,
     dispatcher: Arc<Dispatcher>,
+    stop: Arc<watch::Sender<bool>>,
 }
 
 /// A boxed stream of one kind of message, for the two server-streaming calls.
@@ -50,10 +54,22 @@ type ItemStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stat
 impl Sidecar {
     /// A service over `client`'s engine, whose outside work goes to `work`.
     pub fn new(client: Client, work: RemoteWork) -> Sidecar {
+        let (stop, stopping) = watch::channel(false);
         Sidecar {
             client,
-            dispatcher: Arc::new(Dispatcher::new(work)),
+            dispatcher: Arc::new(Dispatcher::new(work, stopping)),
+            stop: Arc::new(stop),
         }
+    }
+
+    /// Ends every work-item stream and long poll with `UNAVAILABLE` (workers and clients
+    /// reconnect elsewhere or later), so that a graceful stop does not wait for them.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
     }
 
     /// Work items handed to workers and not answered yet.
@@ -70,12 +86,29 @@ impl Sidecar {
     }
 }
 
-/// An empty id is a client's mistake, refused before anything is asked.
+/// The longest instance id, orchestration or activity name, event name or version accepted.
+pub const NAME_BYTES_MAX: usize = 4096;
+/// The most bytes an instance's tags may take, keys and values together.
+pub const TAGS_BYTES_MAX: usize = 64 << 10;
+
+/// An empty or oversized id is a client's mistake, refused before anything is asked.
 fn instance_id(id: &str) -> Result<InstanceId, Status> {
     if id.is_empty() {
         return Err(Status::invalid_argument("instanceId must not be empty"));
     }
+    check_name("instanceId", id)?;
     Ok(InstanceId::new(id))
+}
+
+/// Refuses a name or id over [`NAME_BYTES_MAX`] with `INVALID_ARGUMENT`.
+fn check_name(field: &str, value: &str) -> Result<(), Status> {
+    if value.len() > NAME_BYTES_MAX {
+        return Err(Status::invalid_argument(format!(
+            "{field} is {} bytes, over the {NAME_BYTES_MAX} allowed (name_bytes_max)",
+            value.len()
+        )));
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
@@ -112,7 +145,8 @@ impl TaskHubSidecarService for Sidecar {
         &self,
         request: Request<pb::GetInstanceRequest>,
     ) -> Result<Response<pb::GetInstanceResponse>, Status> {
-        let answer = requests::wait(&self.client, request, requests::Until::Start).await?;
+        let until = requests::Until::Start;
+        let answer = requests::wait(&self.client, request, until, self.stopping()).await?;
         Ok(Response::new(answer))
     }
 
@@ -120,7 +154,8 @@ impl TaskHubSidecarService for Sidecar {
         &self,
         request: Request<pb::GetInstanceRequest>,
     ) -> Result<Response<pb::GetInstanceResponse>, Status> {
-        let answer = requests::wait(&self.client, request, requests::Until::Completion).await?;
+        let until = requests::Until::Completion;
+        let answer = requests::wait(&self.client, request, until, self.stopping()).await?;
         Ok(Response::new(answer))
     }
 

@@ -10,17 +10,19 @@ use std::time::Duration;
 
 use futures::future::try_join_all;
 use netherite::client::{Client, StartOptions};
-use netherite_core::model::{OrchestrationStatus, Payload};
+use netherite_core::model::{EntityId, OrchestrationStatus, Payload};
 use netherite_core::partition::index::InstanceFilter;
 use netherite_core::partition::{
     ClientRequest, ClientResponse, EntityPage, EntityQuery, InstanceView, ReadEvent, ReadResult,
     SignalEntity,
 };
 use netherite_core::{InstanceId, PartitionId};
+use tokio::sync::watch;
 use tonic::{Request, Status};
 
-use super::instance_id;
+use super::dispatch::stopped;
 use super::status::status_of;
+use super::{TAGS_BYTES_MAX, check_name, instance_id};
 use crate::convert::{self, status_from_wire, timestamp_from_wire};
 use crate::pb;
 
@@ -65,6 +67,15 @@ pub(crate) async fn start(
     request: pb::CreateInstanceRequest,
 ) -> Result<InstanceId, Status> {
     check(client, &request.input, "the input")?;
+    check_name("name", &request.name)?;
+    check_name("instanceId", &request.instance_id)?;
+    check_name("version", request.version.as_deref().unwrap_or_default())?;
+    let tags: usize = request.tags.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if tags > TAGS_BYTES_MAX {
+        return Err(Status::invalid_argument(format!(
+            "the tags take {tags} bytes, over the {TAGS_BYTES_MAX} allowed (tags_bytes_max)"
+        )));
+    }
     let scheduled = request
         .scheduled_start_timestamp
         .map(|t| timestamp_from_wire(t, "CreateInstanceRequest.scheduledStartTimestamp"))
@@ -125,19 +136,28 @@ pub(crate) async fn wait(
     client: &Client,
     request: Request<pb::GetInstanceRequest>,
     until: Until,
+    mut stopping: watch::Receiver<bool>,
 ) -> Result<pb::GetInstanceResponse, Status> {
-    let deadline = grpc_timeout(request.metadata());
+    let deadline = grpc_timeout(request.metadata()).map(ahead_of_deadline);
     let request = request.into_inner();
     let id = instance_id(&request.instance_id)?;
-    let waited = loop {
-        let slice = deadline.unwrap_or(WAIT_SLICE);
-        let waited = match until {
-            Until::Start => client.wait_for_start(&id, slice).await,
-            Until::Completion => client.wait_for_completion(&id, slice).await,
-        };
-        match waited {
-            Err(netherite::Error::Timeout { .. }) if deadline.is_none() => continue,
-            waited => break waited,
+    let waiting = async {
+        loop {
+            let slice = deadline.unwrap_or(WAIT_SLICE);
+            let waited = match until {
+                Until::Start => client.wait_for_start(&id, slice).await,
+                Until::Completion => client.wait_for_completion(&id, slice).await,
+            };
+            match waited {
+                Err(netherite::Error::Timeout { .. }) if deadline.is_none() => continue,
+                waited => break waited,
+            }
+        }
+    };
+    let waited = tokio::select! {
+        waited = waiting => waited,
+        () = stopped(&mut stopping) => {
+            return Err(Status::unavailable("the server is shutting down"));
         }
     };
     match waited {
@@ -150,6 +170,13 @@ pub(crate) async fn wait(
         Err(netherite::Error::NotFound { .. }) => Ok(pb::GetInstanceResponse::default()),
         Err(error) => Err(status_of(&error)),
     }
+}
+
+/// How long a wait with `deadline` waits: a little less, so that it answers
+/// `DEADLINE_EXCEEDED` itself before the gRPC layer's own timer cancels the call.
+fn ahead_of_deadline(deadline: Duration) -> Duration {
+    let margin = (deadline / 10).min(Duration::from_millis(100));
+    deadline.saturating_sub(margin)
 }
 
 /// The call's deadline from its `grpc-timeout` header (`<digits><unit>`).
@@ -184,6 +211,7 @@ async fn accepted(
 
 pub(crate) async fn raise_event(client: &Client, r: pb::RaiseEventRequest) -> Result<(), Status> {
     let instance = instance_id(&r.instance_id)?;
+    check_name("name", &r.name)?;
     check(client, &r.input, "the event's data")?;
     let request = ClientRequest::RaiseEvent {
         instance: instance.clone(),
@@ -403,18 +431,16 @@ pub(crate) async fn history_chunks(
     Ok(chunks.collect())
 }
 
-/// An entity id must read `@name@key` with a non-empty name.
+/// An entity id must read `@name@key` with a non-empty name; the name is case-insensitive,
+/// so the id is given in its canonical form (name lowercased), which places the entity.
 fn entity_id(id: &str) -> Result<InstanceId, Status> {
-    let valid = id
-        .strip_prefix('@')
-        .and_then(|rest| rest.split_once('@'))
-        .is_some_and(|(name, _)| !name.is_empty());
-    if !valid {
-        return Err(Status::invalid_argument(format!(
-            "{id:?} is not an entity id (`@name@key`)"
-        )));
+    check_name("instanceId", id)?;
+    match EntityId::parse(id) {
+        Ok(entity) => Ok(entity.instance_id()),
+        Err(error) => Err(Status::invalid_argument(format!(
+            "{id:?} is not an entity id (`@name@key`): {error}"
+        ))),
     }
-    Ok(InstanceId::new(id))
 }
 
 pub(crate) async fn signal_entity(
@@ -422,6 +448,7 @@ pub(crate) async fn signal_entity(
     r: pb::SignalEntityRequest,
 ) -> Result<(), Status> {
     let entity = entity_id(&r.instance_id)?;
+    check_name("name", &r.name)?;
     check(client, &r.input, "the operation's input")?;
     let signal = SignalEntity {
         entity: entity.clone(),
@@ -500,15 +527,19 @@ async fn query_entity_views(client: &Client, q: pb::EntityQuery) -> Result<Entit
     Ok(merge_entities(pages, size))
 }
 
+/// Merges the partitions' pages in id order. A partition whose page was cut (it has more)
+/// may hold ids just past its last one, so nothing beyond the smallest such cut is returned:
+/// the next page starts there, and no entity is skipped whatever the page sizes.
 fn merge_entities(pages: Vec<EntityPage>, size: usize) -> EntityPage {
-    let more = pages.iter().any(|p| p.next.is_some());
+    let cut = pages.iter().filter_map(|p| p.next.clone()).min();
     let mut all: Vec<_> = pages.into_iter().flat_map(|p| p.entities).collect();
     all.sort_by(|a, b| a.entity.cmp(&b.entity));
-    let cut = all.len() > size;
+    if let Some(cut) = &cut {
+        all.retain(|v| &v.entity <= cut);
+    }
+    let more = cut.is_some() || all.len() > size;
     all.truncate(size);
-    let next = (cut || more)
-        .then(|| all.last().map(|v| v.entity.clone()))
-        .flatten();
+    let next = more.then(|| all.last().map(|v| v.entity.clone())).flatten();
     EntityPage {
         entities: all,
         next,
@@ -562,4 +593,52 @@ async fn holder_is_active(client: &Client, holder: &InstanceId) -> Result<bool, 
         .await
         .map_err(|e| status_of(&e))?;
     Ok(view.is_some_and(|v| !v.status.is_terminal()))
+}
+
+#[cfg(test)]
+mod tests {
+    use netherite_core::InstanceId;
+    use netherite_core::partition::{EntityPage, EntityView};
+
+    use super::merge_entities;
+
+    fn page(ids: &[&str], more: bool) -> EntityPage {
+        let entities: Vec<EntityView> = ids
+            .iter()
+            .map(|id| EntityView {
+                entity: InstanceId::new(*id),
+                state: None,
+                locked_by: None,
+                backlog: 0,
+                last_modified: None,
+            })
+            .collect();
+        let next = more
+            .then(|| entities.last().map(|v| v.entity.clone()))
+            .flatten();
+        EntityPage { entities, next }
+    }
+
+    fn ids(page: &EntityPage) -> Vec<&str> {
+        page.entities.iter().map(|v| v.entity.as_str()).collect()
+    }
+
+    /// A page asked for more than one partition serves stops at the first partition's cut,
+    /// so the entities that partition still holds past it come on the next page.
+    #[test]
+    fn a_merged_page_stops_at_the_first_cut() {
+        let cut = page(&["@e@a", "@e@c"], true);
+        let whole = page(&["@e@b", "@e@d", "@e@f"], false);
+        let merged = merge_entities(vec![cut, whole], 5000);
+        assert_eq!(ids(&merged), ["@e@a", "@e@b", "@e@c"]);
+        assert_eq!(merged.next.as_ref().map(InstanceId::as_str), Some("@e@c"));
+    }
+
+    /// Pages that hold everything give everything, without a token.
+    #[test]
+    fn uncut_pages_end_the_query() {
+        let merged = merge_entities(vec![page(&["@e@b"], false), page(&["@e@a"], false)], 10);
+        assert_eq!(ids(&merged), ["@e@a", "@e@b"]);
+        assert!(merged.next.is_none());
+    }
 }

@@ -11,9 +11,26 @@
 use netherite::Error;
 use tonic::Status;
 
+/// The longest message a status carries: messages quote ids, and a huge id must not turn a
+/// `NOT_FOUND` into a refused header (gRPC limits the status message with the headers).
+pub const STATUS_MESSAGE_BYTES_MAX: usize = 1024;
+
+/// `message` cut to [`STATUS_MESSAGE_BYTES_MAX`] bytes at a character boundary, marked `…`.
+pub(crate) fn bounded(mut message: String) -> String {
+    if message.len() > STATUS_MESSAGE_BYTES_MAX {
+        let mut end = STATUS_MESSAGE_BYTES_MAX;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
 /// The status a client gets for `error`.
 pub fn status_of(error: &Error) -> Status {
-    let message = error.to_string();
+    let message = bounded(error.to_string());
     match error {
         Error::NotFound { .. } => Status::not_found(message),
         Error::AlreadyExists { .. } => Status::already_exists(message),

@@ -22,6 +22,8 @@ use crate::{Error, pb};
 
 /// The `errorType` of the failure that ends an episode whose answer the engine could not use.
 pub const INVALID_ANSWER: &str = "InvalidWorkerAnswer";
+/// The `errorType` of the failure that ends work the server cannot send to a worker.
+pub const UNSENDABLE_WORK: &str = "UnsendableWorkItem";
 
 /// `item` as the protocol's work item, under `token`.
 pub(crate) fn to_wire(item: &WorkItem, token: String) -> Result<pb::WorkItem, Error> {
@@ -63,9 +65,10 @@ fn events(list: &'static str, events: &[HistoryEvent]) -> Result<Vec<pb::History
     convert::all(list, events.to_vec())
 }
 
-/// Fails an item the server could not put on the wire, so that it is not dispatched forever.
-pub(crate) async fn fail_unconvertible(assignment: Assignment, reason: &str) {
-    let failure = FailureDetails::new(INVALID_ANSWER, reason);
+/// Fails an item the server cannot send (it does not convert, or it is too large for a
+/// worker), so that it is not dispatched forever.
+pub(crate) async fn fail_unsendable(assignment: Assignment, reason: &str) {
+    let failure = FailureDetails::new(UNSENDABLE_WORK, reason);
     match assignment.item() {
         WorkItem::Episode(_) => {
             assignment

@@ -1,5 +1,6 @@
 //! The transport itself (see the crate's documentation).
 
+mod aside;
 mod balancer;
 mod options;
 mod reader;
@@ -98,15 +99,27 @@ impl KafkaTransport {
         if let Some(big) = payloads.iter().find(|p| p.len() > max) {
             return Err(too_large(big.len(), max));
         }
-        let mut deliveries = Vec::with_capacity(payloads.len());
-        for payload in &payloads {
+        let records = payloads.into_iter().map(|p| (key, p)).collect();
+        self.produce_keyed(topic, partition, records).await
+    }
+
+    /// Produces records, each with its own key, in order, and waits for every delivery.
+    async fn produce_keyed(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<(Option<&[u8]>, Vec<u8>)>,
+    ) -> Result<Vec<InputPosition>, Error> {
+        let max = self.inner.options.message_bytes_max;
+        let timeout = self.inner.options.send_timeout;
+        let mut deliveries = Vec::with_capacity(records.len());
+        for (key, payload) in &records {
             let mut record = FutureRecord::<[u8], [u8]>::to(topic)
                 .partition(partition)
                 .payload(payload.as_slice());
             if let Some(key) = key {
-                record = record.key(key);
+                record = record.key(*key);
             }
-            let timeout = self.inner.options.send_timeout;
             deliveries.push(self.inner.producer.send(record, timeout));
         }
         let mut positions = Vec::with_capacity(deliveries.len());
@@ -137,7 +150,22 @@ impl Transport for KafkaTransport {
     ) -> Result<Vec<InputPosition>, Error> {
         let kafka_partition = self.check_partition(partition)?;
         let topic = self.inner.topics.input.clone();
-        self.produce(&topic, kafka_partition, None, payloads).await
+        let max = self.inner.options.message_bytes_max;
+        if payloads.iter().all(|p| p.len() <= max) {
+            return self.produce(&topic, kafka_partition, None, payloads).await;
+        }
+        // Large payloads go aside first, so that their references follow durable pieces.
+        let mut records = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            if payload.len() <= max {
+                records.push((None, payload));
+                continue;
+            }
+            let place = (self.inner.topics.aside.as_str(), kafka_partition);
+            let stored = aside::store(&self.inner.producer, &self.inner.options, place, &payload);
+            records.push((Some(aside::REFERENCE_KEY), stored.await?.encode()));
+        }
+        self.produce_keyed(&topic, kafka_partition, records).await
     }
 
     async fn subscribe(
@@ -146,13 +174,16 @@ impl Transport for KafkaTransport {
         from: InputPosition,
     ) -> Result<InputStream, Error> {
         let kafka_partition = self.check_partition(partition)?;
-        let topic = &self.inner.topics.input;
+        let topics = &self.inner.topics;
+        let filter = Filter::Input {
+            aside: topics.aside.clone(),
+        };
         reader::subscribe(
             &self.inner.options,
-            topic,
+            &topics.input,
             kafka_partition,
             from,
-            Filter::All,
+            filter,
         )
     }
 

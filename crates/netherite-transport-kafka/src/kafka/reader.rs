@@ -14,6 +14,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::mpsc;
 
+use super::aside::{self, REFERENCE_KEY, Reference};
 use super::io;
 use super::options::KafkaOptions;
 
@@ -23,8 +24,11 @@ const BUFFER_EVENTS: usize = 256;
 /// Which records of the partition a subscription yields.
 #[derive(Clone, Debug)]
 pub(crate) enum Filter {
-    /// Every record: a partition's input.
-    All,
+    /// Every record, with stored-aside payloads read back from `aside`: a partition's input.
+    Input {
+        /// The topic holding the pieces of large payloads.
+        aside: String,
+    },
     /// Only records with this key: one client's responses in a shared partition.
     Key(Vec<u8>),
 }
@@ -32,7 +36,7 @@ pub(crate) enum Filter {
 impl Filter {
     fn accepts(&self, key: Option<&[u8]>) -> bool {
         match self {
-            Filter::All => true,
+            Filter::Input { .. } => true,
             Filter::Key(wanted) => key == Some(wanted.as_slice()),
         }
     }
@@ -55,7 +59,7 @@ pub(crate) fn subscribe(
         reason: format!("position {from} is past any Kafka offset"),
     })?;
     let reset = match filter {
-        Filter::All => "error",
+        Filter::Input { .. } => "error",
         Filter::Key(_) => "earliest",
     };
     let consumer: StreamConsumer = options
@@ -76,7 +80,12 @@ pub(crate) fn subscribe(
         .map_err(|e| io("assigning a partition", &e))?;
 
     let (tx, rx) = mpsc::channel(BUFFER_EVENTS);
-    tokio::spawn(feed(consumer, filter, tx));
+    let source = Source {
+        options: options.clone(),
+        partition,
+        filter,
+    };
+    tokio::spawn(feed(consumer, source, tx));
     Ok(InputStream::from_channel(rx))
 }
 
@@ -84,17 +93,25 @@ pub(crate) fn subscribe(
 /// fails; a failure is the stream's last item.
 async fn feed(
     consumer: StreamConsumer,
-    filter: Filter,
+    source: Source,
     tx: mpsc::Sender<Result<InputEvent, Error>>,
 ) {
     loop {
-        let item = tokio::select! {
+        let record = tokio::select! {
             () = tx.closed() => return,
             received = consumer.recv() => match received {
-                Ok(message) if !filter.accepts(message.key()) => continue,
-                Ok(message) => event(message.offset(), message.payload()),
+                Ok(message) if !source.filter.accepts(message.key()) => continue,
+                Ok(message) => Ok(Record {
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: message.payload().unwrap_or_default().to_vec(),
+                }),
                 Err(error) => Err(read_error(&error)),
             },
+        };
+        let item = match record {
+            Ok(record) => source.event(record).await,
+            Err(error) => Err(error),
         };
         let failed = item.is_err();
         if tx.send(item).await.is_err() || failed {
@@ -103,15 +120,40 @@ async fn feed(
     }
 }
 
-fn event(offset: i64, payload: Option<&[u8]>) -> Result<InputEvent, Error> {
-    let position = u64::try_from(offset).map_err(|_| Error::Io {
-        operation: "subscribe",
-        reason: format!("the broker gave the negative offset {offset}"),
-    })?;
-    Ok(InputEvent {
-        position: InputPosition(position),
-        payload: payload.unwrap_or_default().to_vec(),
-    })
+/// One record as read, owned (the consumer's message borrows the consumer).
+struct Record {
+    offset: i64,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+}
+
+/// What a feed needs besides its consumer: the options and partition, to read stored-aside
+/// payloads back, and which records it yields.
+struct Source {
+    options: KafkaOptions,
+    partition: i32,
+    filter: Filter,
+}
+
+impl Source {
+    /// The event a record stands for: its payload, or the stored-aside payload it refers to.
+    async fn event(&self, record: Record) -> Result<InputEvent, Error> {
+        let position = u64::try_from(record.offset).map_err(|_| Error::Io {
+            operation: "subscribe",
+            reason: format!("the broker gave the negative offset {}", record.offset),
+        })?;
+        let payload = match (&self.filter, record.key.as_deref()) {
+            (Filter::Input { aside }, Some(REFERENCE_KEY)) => {
+                let reference = Reference::decode(&record.payload)?;
+                aside::fetch(&self.options, (aside, self.partition), reference).await?
+            }
+            _ => record.payload,
+        };
+        Ok(InputEvent {
+            position: InputPosition(position),
+            payload,
+        })
+    }
 }
 
 /// A position below the retention is the subscriber's mistake; anything else may pass.

@@ -16,6 +16,7 @@ const RESPONSE_RETENTION_MS: &str = "3600000";
 #[derive(Clone, Debug)]
 pub(crate) struct Topics {
     pub(crate) input: String,
+    pub(crate) aside: String,
     pub(crate) responses: String,
     pub(crate) owners: String,
     response_partitions: u32,
@@ -26,6 +27,7 @@ impl Topics {
     pub(crate) async fn ensure(options: &KafkaOptions) -> Result<Topics, Error> {
         let topics = Topics {
             input: format!("{}.input", options.hub),
+            aside: format!("{}.aside", options.hub),
             responses: format!("{}.responses", options.hub),
             owners: format!("{}.owners", options.hub),
             response_partitions: options.response_partitions,
@@ -37,6 +39,7 @@ impl Topics {
         topics.create(&admin, options).await?;
         let expected = [
             (&topics.input, options.partition_count),
+            (&topics.aside, options.partition_count),
             (&topics.responses, options.response_partitions),
             (&topics.owners, options.partition_count),
         ];
@@ -55,6 +58,7 @@ impl Topics {
         let width = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
         let new = [
             NewTopic::new(&self.input, width(options.partition_count), replication()),
+            NewTopic::new(&self.aside, width(options.partition_count), replication()),
             NewTopic::new(
                 &self.responses,
                 width(options.response_partitions),

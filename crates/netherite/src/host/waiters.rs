@@ -55,6 +55,10 @@ impl Waiters {
             Some(_) => {
                 self.sweep_if_large();
                 if self.count >= max {
+                    // Full: first drop the callers that gave up, whatever the sweep schedule.
+                    self.sweep();
+                }
+                if self.count >= max {
                     let limit = "waiters_max".to_string();
                     let _ = reply.send(Err(Error::PartitionLimit {
                         limit,
@@ -106,9 +110,12 @@ impl Waiters {
     /// Drops the callers that gave up, when the map doubled since the last sweep: O(1) per
     /// added wait.
     fn sweep_if_large(&mut self) {
-        if self.count < self.sweep_at.max(SWEEP_AT_MIN) {
-            return;
+        if self.count >= self.sweep_at.max(SWEEP_AT_MIN) {
+            self.sweep();
         }
+    }
+
+    fn sweep(&mut self) {
         self.by_instance.retain(|_, waiters| {
             waiters.retain(|w| !w.reply.is_closed());
             !waiters.is_empty()
