@@ -44,6 +44,8 @@ struct Args {
     rate: Option<f64>,
     data_dir: PathBuf,
     partitions: Option<u32>,
+    /// Partition inputs on the Kafka brokers named here, instead of local files.
+    kafka: Option<String>,
 }
 
 impl Args {
@@ -54,6 +56,7 @@ impl Args {
             rate: None,
             data_dir: PathBuf::from("./netherite-bench-data"),
             partitions: None,
+            kafka: None,
         };
         let mut words = std::env::args().skip(1);
         while let Some(flag) = words.next() {
@@ -66,8 +69,10 @@ impl Args {
                 "--rate" => args.rate = Some(value.parse().context("--rate")?),
                 "--data-dir" => args.data_dir = PathBuf::from(value),
                 "--partitions" => args.partitions = Some(value.parse().context("--partitions")?),
+                "--kafka" => args.kafka = Some(value),
                 _ => bail!(
-                    "unknown flag {flag}; flags: --n --concurrency --rate --data-dir --partitions"
+                    "unknown flag {flag}; flags: --n --concurrency --rate --data-dir --partitions \
+                     --kafka"
                 ),
             }
         }
@@ -102,11 +107,13 @@ async fn main() -> anyhow::Result<()> {
         settings = settings.with_partition_count(partitions);
     }
     let partitions = settings.partition_count;
-    let engine = Netherite::builder()
+    let builder = Netherite::builder()
         .settings(settings)
-        .registry(hello_registry()?)
-        .start()
-        .await?;
+        .registry(hello_registry()?);
+    let engine = match &args.kafka {
+        None => builder.start().await?,
+        Some(brokers) => start_on_kafka(builder, brokers, partitions).await?,
+    };
     let client = engine.client();
     closed_loop(&client, "warmup", WARMUP, args.concurrency.min(WARMUP)).await?;
 
@@ -233,4 +240,26 @@ async fn print_checkpoints(engine: &Engine) -> anyhow::Result<()> {
         stats.len()
     );
     Ok(())
+}
+
+/// The engine with its inputs on Kafka, on topics no earlier run used.
+#[cfg(feature = "kafka")]
+async fn start_on_kafka(
+    builder: netherite::EngineBuilder,
+    brokers: &str,
+    partitions: u32,
+) -> anyhow::Result<netherite::Engine> {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let hub = format!("bench-{}-{}", std::process::id(), since.as_secs());
+    let options = netherite::kafka::KafkaOptions::new(brokers, hub, partitions);
+    Ok(builder.start_on_kafka(options).await?)
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn start_on_kafka(
+    _: netherite::EngineBuilder,
+    _: &str,
+    _: u32,
+) -> anyhow::Result<netherite::Engine> {
+    bail!("--kafka needs the examples built with `--features kafka`")
 }

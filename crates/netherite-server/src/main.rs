@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use netherite::sdk::Registry;
 use netherite::settings::Settings;
-use netherite_server::serve::{DEFAULT_LISTEN, serve};
+use netherite_server::serve::{Backend, DEFAULT_LISTEN, serve};
 
 #[derive(Parser, Debug)]
 #[command(name = "netherite", version, about = "A durable workflow engine")]
@@ -47,6 +47,24 @@ struct ServeArgs {
     /// The largest input, output or event payload, in bytes.
     #[arg(long)]
     payload_bytes_max: Option<u64>,
+    /// Where partition inputs live: `local` (files in the data directory) or `kafka`.
+    #[arg(long, value_enum, default_value_t = TransportKind::Local)]
+    transport: TransportKind,
+    /// The Kafka bootstrap brokers, `host:port[,host:port...]` (with `--transport kafka`).
+    #[arg(long, env = "NETHERITE_KAFKA_BROKERS")]
+    brokers: Option<String>,
+    /// The task hub's name on Kafka: the prefix of its topics and consumer group.
+    #[arg(long, default_value = "netherite")]
+    hub: String,
+}
+
+/// The choices of `--transport`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TransportKind {
+    /// Durable queues on local files.
+    Local,
+    /// Topics on Kafka.
+    Kafka,
 }
 
 impl ServeArgs {
@@ -63,6 +81,33 @@ impl ServeArgs {
         }
         settings.validate().context("checking settings")?;
         Ok(settings)
+    }
+
+    /// The engine's backend the flags ask for.
+    fn backend(&self, settings: &Settings) -> anyhow::Result<Backend> {
+        match self.transport {
+            TransportKind::Local => Ok(Backend::Local),
+            TransportKind::Kafka => self.kafka(settings),
+        }
+    }
+
+    #[cfg(feature = "kafka")]
+    fn kafka(&self, settings: &Settings) -> anyhow::Result<Backend> {
+        let brokers = self
+            .brokers
+            .clone()
+            .context("--transport kafka needs --brokers HOST:PORT")?;
+        let options = netherite::kafka::KafkaOptions::new(
+            brokers,
+            self.hub.clone(),
+            settings.partition_count,
+        );
+        Ok(Backend::Kafka(options))
+    }
+
+    #[cfg(not(feature = "kafka"))]
+    fn kafka(&self, _: &Settings) -> anyhow::Result<Backend> {
+        anyhow::bail!("this netherite was built without Kafka: build it with `--features kafka`")
     }
 
     /// The first address `--listen` names (a host name is looked up).
@@ -116,13 +161,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let Command::Serve(args) = cli.command;
     let settings = args.settings()?;
     let address = args.address()?;
+    let backend = args.backend(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let ready = |address| eprintln!("netherite: serving on {address}");
-        serve(settings, Registry::new(), address, ready, shutdown_signal()).await
+        let registry = Registry::new();
+        serve(
+            settings,
+            registry,
+            backend,
+            address,
+            ready,
+            shutdown_signal(),
+        )
+        .await
     })?;
     Ok(())
 }

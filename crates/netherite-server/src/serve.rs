@@ -45,11 +45,23 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Binds `address`, starts the engine with `settings` and `registry`, and serves until
-/// `shutdown` resolves; `ready` is told the bound address (useful with port 0).
+/// Where the engine's partition inputs live; state is on local files either way.
+#[derive(Clone, Debug, Default)]
+pub enum Backend {
+    /// The embedded default: durable queues on local files, one node.
+    #[default]
+    Local,
+    /// Topics on Kafka (feature `kafka`), one node.
+    #[cfg(feature = "kafka")]
+    Kafka(netherite::kafka::KafkaOptions),
+}
+
+/// Binds `address`, starts the engine with `settings` and `registry` on `backend`, and serves
+/// until `shutdown` resolves; `ready` is told the bound address (useful with port 0).
 pub async fn serve(
     settings: Settings,
     registry: Registry,
+    backend: Backend,
     address: SocketAddr,
     ready: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send,
@@ -62,12 +74,15 @@ pub async fn serve(
         .map_err(|source| ServeError::Listen { address, source })?;
     let work = RemoteWork::new();
     let payload_max = settings.payload_bytes_max;
-    let engine = Netherite::builder()
+    let builder = Netherite::builder()
         .settings(settings)
         .registry(registry)
-        .remote_work(work.clone())
-        .start()
-        .await?;
+        .remote_work(work.clone());
+    let engine = match backend {
+        Backend::Local => builder.start().await?,
+        #[cfg(feature = "kafka")]
+        Backend::Kafka(options) => builder.start_on_kafka(options).await?,
+    };
     let sidecar = Sidecar::new(engine.client(), work);
     let stopper = sidecar.clone();
     let shutdown = async move {

@@ -169,6 +169,10 @@ pub struct Engine {
     ownership: Mutex<Option<JoinHandle<()>>>,
     /// The local transport the engine opened itself, closed at shutdown.
     local: Option<LocalTransport>,
+    /// The Kafka transport the engine opened itself, which leaves its consumer group when the
+    /// engine stops or is dropped.
+    #[cfg(feature = "kafka")]
+    kafka: Option<netherite_transport_kafka::KafkaTransport>,
 }
 
 impl Engine {
@@ -211,6 +215,8 @@ impl Engine {
             hosts,
             ownership: Mutex::new(Some(ownership)),
             local: None,
+            #[cfg(feature = "kafka")]
+            kafka: None,
         };
         let count = transport.partition_count();
         for _ in 0..count {
@@ -290,6 +296,10 @@ impl Engine {
         if let Some(local) = &self.local {
             result = result.and(local.close().await);
         }
+        #[cfg(feature = "kafka")]
+        if let Some(kafka) = &self.kafka {
+            kafka.close();
+        }
         tracing::info!("engine shut down");
         result
     }
@@ -326,6 +336,10 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        #[cfg(feature = "kafka")]
+        if let Some(kafka) = &self.kafka {
+            kafka.close();
+        }
         self.stop_following();
         self.hosts.close();
         for host in self.hosts.all() {
@@ -470,8 +484,84 @@ impl EngineBuilder {
         }
     }
 
+    /// Starts the engine with partition inputs on Kafka (`options`; its partition count is
+    /// the settings') and partition state in `settings.data_dir`, as the only node of the
+    /// task hub: it waits until the consumer group gave it every partition.
+    ///
+    /// A broker that does not answer is tried again with a growing pause, for about a minute
+    /// in all, each failure logged; then the start fails with the last error. Topics made for
+    /// another partition count are refused at once.
+    #[cfg(feature = "kafka")]
+    pub async fn start_on_kafka(
+        self,
+        mut options: netherite_transport_kafka::KafkaOptions,
+    ) -> Result<Engine, Error> {
+        use crate::host::FileStorage;
+        use crate::taskhub::TaskHub;
+
+        let settings = self.settings;
+        settings.validate()?;
+        let opening = settings.clone();
+        let hub = tokio::task::spawn_blocking(move || TaskHub::open_with(&opening))
+            .await
+            .map_err(|e| Error::Closed(format!("opening the task hub: {e}")))??;
+        options.partition_count = settings.partition_count;
+        let transport = connect_kafka(options).await?;
+        let storage = Arc::new(FileStorage::new(hub));
+        let config = HostConfig {
+            remote_work: self.remote_work,
+            ..HostConfig::from_settings(&settings)
+        };
+        let client = ClientOptions::from_settings(&settings);
+        let shared = Arc::new(transport.clone());
+        match Engine::start_with(shared, storage, self.registry, config, client).await {
+            Ok(mut engine) => {
+                engine.kafka = Some(transport);
+                Ok(engine)
+            }
+            Err(error) => {
+                transport.close();
+                Err(error)
+            }
+        }
+    }
+
     /// Starts the engine in memory (see [`Engine::in_memory`]).
     pub async fn start_in_memory(self) -> Result<Engine, Error> {
         Engine::in_memory(self.registry, &self.settings).await
+    }
+}
+
+/// How often connecting to Kafka is tried before the start gives up.
+#[cfg(feature = "kafka")]
+const KAFKA_CONNECT_ATTEMPTS_MAX: u32 = 8;
+
+/// Connects to the brokers, trying again with a doubling pause (0.5 s up to 16 s) while the
+/// failure may pass.
+#[cfg(feature = "kafka")]
+async fn connect_kafka(
+    options: netherite_transport_kafka::KafkaOptions,
+) -> Result<netherite_transport_kafka::KafkaTransport, Error> {
+    use netherite_transport_kafka::KafkaTransport;
+
+    let tag = crate::host::random_u128() as u32;
+    let node = NodeId::new(format!("node-{}-{tag:08x}", std::process::id()));
+    let (mut attempt, mut delay) = (1, Duration::from_millis(500));
+    loop {
+        match KafkaTransport::connect(node.clone(), options.clone()).await {
+            Ok(transport) => return Ok(transport),
+            Err(error) if error.is_retryable() && attempt < KAFKA_CONNECT_ATTEMPTS_MAX => {
+                tracing::warn!(brokers = %options.brokers, attempt, %error,
+                    retry_in = ?delay, "kafka not reachable; trying again");
+                tokio::time::sleep(delay).await;
+                (attempt, delay) = (attempt + 1, (delay * 2).min(Duration::from_secs(16)));
+            }
+            Err(source) => {
+                return Err(Error::Transport {
+                    what: format!("connecting to kafka at {}", options.brokers),
+                    source,
+                });
+            }
+        }
     }
 }

@@ -32,3 +32,6 @@ pub mod wire;
 
 pub use engine::{Engine, EngineBuilder, Netherite};
 pub use error::Error;
+/// The Kafka transport (feature `kafka`), for [`EngineBuilder::start_on_kafka`].
+#[cfg(feature = "kafka")]
+pub use netherite_transport_kafka as kafka;

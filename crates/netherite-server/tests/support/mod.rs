@@ -18,7 +18,7 @@ use netherite_server::pb::history_event::EventType;
 use netherite_server::pb::orchestrator_action::OrchestratorActionType;
 use netherite_server::pb::task_hub_sidecar_service_client::TaskHubSidecarServiceClient;
 use netherite_server::pb::work_item::Request as ItemKind;
-use netherite_server::serve::{ServeError, serve};
+use netherite_server::serve::{Backend, ServeError, serve};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -74,6 +74,7 @@ pub(crate) async fn start_with(
     let task = tokio::spawn(serve(
         settings,
         registry,
+        Backend::Local,
         address,
         move |address| {
             let _ = ready.send(address);

@@ -141,6 +141,11 @@ impl Balancer {
         Ok(Balancer { held, task })
     }
 
+    /// Leaves the group: the member's task ends and its consumer closes.
+    pub(crate) fn stop(&self) {
+        self.task.abort();
+    }
+
     /// A stream that starts with an `Acquired` for each partition held now.
     pub(crate) fn watch(&self) -> OwnershipStream {
         let (tx, rx) = mpsc::unbounded_channel();

@@ -73,6 +73,13 @@ impl KafkaTransport {
         })
     }
 
+    /// Leaves the consumer group at once (the partitions this node held are proposed to the
+    /// others without waiting for the session timeout) and stops proposing ownership. Sends
+    /// and subscriptions keep working; dropping the last handle does the same.
+    pub fn close(&self) {
+        self.inner.balancer.stop();
+    }
+
     fn check_partition(&self, partition: PartitionId) -> Result<i32, Error> {
         let count = self.inner.options.partition_count;
         if partition.0 >= count {

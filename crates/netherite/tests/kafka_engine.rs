@@ -1,0 +1,84 @@
+//! The engine with its partition inputs on Kafka (feature `kafka`), against the broker named
+//! by `NETHERITE_TEST_KAFKA` (`.ci/kafka-tests` starts one): orchestrations that cross
+//! partitions run through the topics, and a restart resumes every input exactly where the
+//! checkpoints and logs say, so nothing runs twice. Outside CI, without a broker, the stories
+//! say they are skipped; in CI (`CI=true`) that is a failure.
+
+#![cfg(feature = "kafka")]
+
+mod engine_support;
+
+use std::path::Path;
+
+use engine_support::*;
+use netherite::kafka::KafkaOptions;
+use netherite::{Engine, Netherite};
+use netherite_core::model::{EventKind, OrchestrationStatus};
+
+fn broker() -> Option<String> {
+    match std::env::var("NETHERITE_TEST_KAFKA") {
+        Ok(address) if !address.is_empty() => Some(address),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("NETHERITE_TEST_KAFKA is not set: CI must run the Kafka stories")
+        }
+        _ => {
+            eprintln!("NETHERITE_TEST_KAFKA is not set: the Kafka engine stories are skipped");
+            None
+        }
+    }
+}
+
+async fn engine_on(dir: &Path, options: &KafkaOptions) -> Engine {
+    Netherite::builder()
+        .settings(settings(dir))
+        .registry(registry())
+        .start_on_kafka(options.clone())
+        .await
+        .expect("the engine starts on kafka")
+}
+
+/// Sub-orchestrations on other partitions and a hello sequence complete over Kafka; after a
+/// graceful restart on the same directory and topics, the earlier instances are there with
+/// one start and one end each, and new work runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orchestrations_run_over_kafka_and_survive_a_restart() {
+    let Some(broker) = broker() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let hub = format!("engine-{}", std::process::id());
+    let options = KafkaOptions::new(broker, hub, PARTITIONS);
+
+    // Phase 1: work that crosses partitions, through the input topic.
+    let engine = engine_on(dir.path(), &options).await;
+    let client = engine.client();
+    let parent = run(&client, "Parent", "parent", &4u64).await;
+    let hello = run(&client, "Hello", "hello", &"Kafka").await;
+    for id in [&hello, &parent] {
+        let done = finish(&client, id).await;
+        assert_eq!(done.status, OrchestrationStatus::Completed);
+    }
+    engine.shutdown().await.expect("clean shutdown");
+
+    // Phase 2: the same hub again; what ran is still there, once, and new work runs.
+    let engine = engine_on(dir.path(), &options).await;
+    let client = engine.client();
+    for id in [&parent, &hello] {
+        let history = client.history(id).await.expect("history");
+        let starts = history
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::ExecutionStarted(_)))
+            .count();
+        let ends = history
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::ExecutionCompleted(_)))
+            .count();
+        assert_eq!((starts, ends), (1, 1), "{id}");
+    }
+    let again = run(&client, "Hello", "hello-again", &"Kafka").await;
+    assert_eq!(
+        finish(&client, &again).await.status,
+        OrchestrationStatus::Completed
+    );
+    engine.shutdown().await.expect("clean shutdown");
+}
