@@ -454,15 +454,10 @@ impl EngineBuilder {
     #[cfg(feature = "file")]
     pub async fn start(self) -> Result<Engine, Error> {
         use crate::host::FileStorage;
-        use crate::taskhub::TaskHub;
         use crate::transport::LocalTransportOptions;
 
         let settings = self.settings;
-        settings.validate()?;
-        let opening = settings.clone();
-        let hub = tokio::task::spawn_blocking(move || TaskHub::open_with(&opening))
-            .await
-            .map_err(|e| Error::Closed(format!("opening the task hub: {e}")))??;
+        let hub = open_hub(&settings).await?;
         let options = LocalTransportOptions::for_settings(&settings);
         let local = LocalTransport::open(&hub, options).await?;
         let storage = Arc::new(FileStorage::new(hub));
@@ -497,14 +492,9 @@ impl EngineBuilder {
         mut options: netherite_transport_kafka::KafkaOptions,
     ) -> Result<Engine, Error> {
         use crate::host::FileStorage;
-        use crate::taskhub::TaskHub;
 
         let settings = self.settings;
-        settings.validate()?;
-        let opening = settings.clone();
-        let hub = tokio::task::spawn_blocking(move || TaskHub::open_with(&opening))
-            .await
-            .map_err(|e| Error::Closed(format!("opening the task hub: {e}")))??;
+        let hub = open_hub(&settings).await?;
         options.partition_count = settings.partition_count;
         let transport = connect_kafka(options).await?;
         let storage = Arc::new(FileStorage::new(hub));
@@ -564,4 +554,15 @@ async fn connect_kafka(
             }
         }
     }
+}
+
+/// Checks `settings` and opens (or creates) the task hub in their data directory, off the
+/// async threads: opening reads and may write files.
+#[cfg(feature = "file")]
+async fn open_hub(settings: &Settings) -> Result<crate::taskhub::TaskHub, Error> {
+    settings.validate()?;
+    let opening = settings.clone();
+    tokio::task::spawn_blocking(move || crate::taskhub::TaskHub::open_with(&opening))
+        .await
+        .map_err(|e| Error::Closed(format!("opening the task hub: {e}")))?
 }
