@@ -3,6 +3,7 @@
 use netherite_core::{ClientId, Error};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::io;
@@ -44,7 +45,7 @@ impl Topics {
             (&topics.owners, options.partition_count),
         ];
         for (name, count) in expected {
-            check_partitions(&admin, name, count, options).await?;
+            check_partitions(name, count, options).await?;
         }
         Ok(topics)
     }
@@ -97,17 +98,20 @@ impl Topics {
 }
 
 /// Fails unless topic `name` has exactly `count` partitions.
-async fn check_partitions(
-    admin: &AdminClient<DefaultClientContext>,
-    name: &str,
-    count: u32,
-    options: &KafkaOptions,
-) -> Result<(), Error> {
-    let timeout = options.connect_timeout;
-    let metadata = admin
-        .inner()
-        .fetch_metadata(Some(name), timeout)
-        .map_err(|e| io(&format!("reading the metadata of topic {name}"), &e))?;
+async fn check_partitions(name: &str, count: u32, options: &KafkaOptions) -> Result<(), Error> {
+    // The metadata call blocks its thread until the broker answers: off the async threads.
+    let config = options.client_config();
+    let (topic, timeout) = (name.to_string(), options.connect_timeout);
+    let fetched = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.create()?;
+        consumer.fetch_metadata(Some(&topic), timeout)
+    })
+    .await
+    .map_err(|e| Error::Io {
+        operation: "kafka",
+        reason: format!("reading the metadata of topic {name}: {e}"),
+    })?;
+    let metadata = fetched.map_err(|e| io(&format!("reading the metadata of topic {name}"), &e))?;
     let found = metadata
         .topics()
         .iter()
