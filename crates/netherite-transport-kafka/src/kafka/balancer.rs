@@ -141,9 +141,11 @@ impl Balancer {
         Ok(Balancer { held, task })
     }
 
-    /// Leaves the group: the member's task ends and its consumer closes.
+    /// Leaves the group: the member's task ends, its consumer closes, and every ownership
+    /// stream ends.
     pub(crate) fn stop(&self) {
         self.task.abort();
+        lock(&self.held).watchers.clear();
     }
 
     /// A stream that starts with an `Acquired` for each partition held now.

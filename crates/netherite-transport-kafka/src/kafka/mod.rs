@@ -127,14 +127,12 @@ impl KafkaTransport {
             if let Some(key) = key {
                 record = record.key(*key);
             }
-            deliveries.push(self.inner.producer.send(record, timeout));
+            deliveries.push(enqueue(&self.inner.producer, record, timeout).await);
         }
         let mut positions = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
-            match delivery.await {
-                Ok(done) => positions.push(position(done.offset)?),
-                Err((error, _)) => return Err(send_error(&error, max)),
-            }
+            let done = delivery.await.map_err(|error| send_error(&error, max))?;
+            positions.push(position(done.offset)?);
         }
         Ok(positions)
     }
@@ -227,6 +225,36 @@ impl Transport for KafkaTransport {
     }
 }
 
+/// A record's delivery: the broker's answer, or why it failed.
+pub(super) type Delivery = std::pin::Pin<
+    Box<
+        dyn Future<Output = Result<rdkafka::producer::future_producer::Delivery, KafkaError>>
+            + Send,
+    >,
+>;
+
+/// Puts `record` in the producer's queue at once (so that records sent together are batched)
+/// and returns its delivery; waits for room only when the queue is full.
+pub(super) async fn enqueue(
+    producer: &FutureProducer,
+    record: FutureRecord<'_, [u8], [u8]>,
+    timeout: Duration,
+) -> Delivery {
+    match producer.send_result(record) {
+        Ok(delivery) => Box::pin(async move {
+            match delivery.await {
+                Ok(Ok(done)) => Ok(done),
+                Ok(Err((error, _))) => Err(error),
+                Err(_) => Err(KafkaError::Canceled),
+            }
+        }),
+        Err((_, record)) => {
+            let waited = producer.send(record, timeout).await;
+            Box::pin(std::future::ready(waited.map_err(|(error, _)| error)))
+        }
+    }
+}
+
 /// The producer's settings: every replica acknowledges, idempotent where asked, batched for a
 /// moment and compressed.
 fn producer_config(options: &KafkaOptions) -> ClientConfig {
@@ -241,6 +269,10 @@ fn producer_config(options: &KafkaOptions) -> ClientConfig {
             (options.message_bytes_max + 1024).to_string(),
         )
         .set("message.timeout.ms", millis(options.send_timeout));
+    if !options.idempotent {
+        // Without producer ids, only one request in flight keeps retried records in order.
+        config.set("max.in.flight.requests.per.connection", "1");
+    }
     config
 }
 
@@ -267,7 +299,7 @@ fn too_large(actual: usize, max: usize) -> Error {
 
 /// The contract's error for a failed delivery: a record too large is a limit, the rest may
 /// pass when retried.
-fn send_error(error: &KafkaError, max: usize) -> Error {
+pub(super) fn send_error(error: &KafkaError, max: usize) -> Error {
     let code = error.rdkafka_error_code();
     if matches!(
         code,

@@ -64,6 +64,7 @@ pub(crate) fn subscribe(
     };
     let consumer: StreamConsumer = options
         .client_config()
+        // librdkafka wants a group even for assigned partitions; nothing is ever committed.
         .set("group.id", format!("{}.readers", options.hub))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

@@ -112,11 +112,17 @@ async fn check_partitions(name: &str, count: u32, options: &KafkaOptions) -> Res
         reason: format!("reading the metadata of topic {name}: {e}"),
     })?;
     let metadata = fetched.map_err(|e| io(&format!("reading the metadata of topic {name}"), &e))?;
-    let found = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == name)
-        .map_or(0, |t| t.partitions().len());
+    let topic = metadata.topics().iter().find(|t| t.name() == name);
+    let found = match topic {
+        Some(t) if t.error().is_none() => t.partitions().len(),
+        // A topic just created may not be known to every broker yet: try again later.
+        _ => {
+            return Err(Error::Io {
+                operation: "kafka",
+                reason: format!("topic {name} is not ready on the broker yet"),
+            });
+        }
+    };
     if found != count as usize {
         return Err(Error::InvalidArgument {
             operation: "kafka connect",
