@@ -237,13 +237,7 @@ impl PartitionState {
         signal: &SignalEntity,
     ) -> Result<ClientResponse, Rejection> {
         // The canonical form (`@name@key`, name lowercased) is the entity's one address.
-        let id = match EntityId::parse(signal.entity.as_str()) {
-            Ok(entity) => entity.instance_id(),
-            Err(error) => {
-                let reason = error.to_string();
-                return Err(Rejection::InvalidArgument { reason });
-            }
-        };
+        let id = canonical_entity(&signal.entity)?;
         self.check_owner(&id)?;
         let max = self.config.limits.inbox_events_max;
         if self
@@ -276,13 +270,7 @@ impl PartitionState {
         entity: &InstanceId,
         holder: &LockHolder,
     ) -> Result<ClientResponse, Rejection> {
-        let id = match EntityId::parse(entity.as_str()) {
-            Ok(entity) => entity.instance_id(),
-            Err(error) => {
-                let reason = error.to_string();
-                return Err(Rejection::InvalidArgument { reason });
-            }
-        };
+        let id = canonical_entity(entity)?;
         self.check_owner(&id)?;
         let held = self
             .entities
@@ -442,4 +430,14 @@ fn first_start(create: &CreateInstance, step: &mut Step) -> ExecutionStarted {
         orchestration_span_id: None,
         tags: create.tags.clone(),
     }
+}
+
+/// An entity id in its canonical form (`@name@key`, name lowercased), which places the
+/// entity; a malformed one is `InvalidArgument`.
+fn canonical_entity(id: &InstanceId) -> Result<InstanceId, Rejection> {
+    EntityId::parse(id.as_str())
+        .map(|entity| entity.instance_id())
+        .map_err(|error| Rejection::InvalidArgument {
+            reason: error.to_string(),
+        })
 }

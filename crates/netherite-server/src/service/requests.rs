@@ -48,20 +48,16 @@ fn bad(error: crate::Error) -> Status {
     Status::invalid_argument(error.to_string())
 }
 
-/// Refuses a payload over the engine's limit.
+/// Refuses a payload over the engine's limit (`RESOURCE_EXHAUSTED`), as the client does.
 fn check(client: &Client, payload: &Payload, what: &str) -> Result<(), Status> {
-    let size = payload.as_ref().map_or(0, |p| p.len() as u64);
-    let max = client.payload_bytes_max();
-    if size > max {
-        return Err(Status::resource_exhausted(format!(
-            "{what} is {size} bytes, over payload_bytes_max ({max})"
-        )));
-    }
-    Ok(())
+    client
+        .check_payload(payload, || what.to_string())
+        .map_err(|e| status_of(&e))
 }
 
-/// `StartInstance`: a scheduled start counts only if it is in the future (the JavaScript
-/// client sends the epoch when it means "now"); an empty id gets a fresh one.
+/// `StartInstance`: an empty id gets a fresh one. A scheduled start counts only if it is in
+/// the future (the JavaScript client sends the epoch when it means "now"); the partition
+/// decides that, by the time of the update that creates the instance.
 pub(crate) async fn start(
     client: &Client,
     request: pb::CreateInstanceRequest,
@@ -80,8 +76,7 @@ pub(crate) async fn start(
         .scheduled_start_timestamp
         .map(|t| timestamp_from_wire(t, "CreateInstanceRequest.scheduledStartTimestamp"))
         .transpose()
-        .map_err(bad)?
-        .filter(|at| *at > now());
+        .map_err(bad)?;
     let reuse = match request.orchestration_id_reuse_policy {
         Some(policy) => statuses(policy.replaceable_status, "replaceableStatus")?,
         None => Vec::new(),
@@ -98,15 +93,6 @@ pub(crate) async fn start(
         reuse,
     };
     client.start(options).await.map_err(|e| status_of(&e))
-}
-
-/// The wall clock as a model timestamp.
-fn now() -> netherite_core::Timestamp {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
-    netherite_core::Timestamp::new(secs, since.subsec_nanos())
 }
 
 fn statuses(wire: Vec<i32>, field: &'static str) -> Result<Vec<OrchestrationStatus>, Status> {

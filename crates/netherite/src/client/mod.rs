@@ -322,11 +322,6 @@ impl Client {
         self.read(partition, read).await
     }
 
-    /// The largest payload this client accepts.
-    pub fn payload_bytes_max(&self) -> u64 {
-        self.inner.options.payload_bytes_max
-    }
-
     async fn accepted(
         &self,
         instance: &InstanceId,
@@ -391,7 +386,9 @@ impl Client {
         Ok(payload)
     }
 
-    fn check_payload(&self, payload: &Payload, what: impl Fn() -> String) -> Result<(), Error> {
+    /// Refuses `payload` with `PayloadTooLarge` if it is over `payload_bytes_max`; `what`
+    /// names it in the error.
+    pub fn check_payload(&self, payload: &Payload, what: impl Fn() -> String) -> Result<(), Error> {
         let size = payload.as_ref().map_or(0, |p| p.len() as u64);
         let max = self.inner.options.payload_bytes_max;
         if size > max {

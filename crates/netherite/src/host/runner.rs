@@ -279,9 +279,11 @@ impl Runner {
         // Told per update, not per batch: a sender the loop may wait on needs the durable
         // point to move while the batch is still being applied.
         self.durability.appended(at);
-        let durable = self.durability.watch();
-        self.waiters
-            .changed(&self.state, &durable, &applied.changed);
+        if !self.waiters.is_empty() && !applied.changed.is_empty() {
+            let durable = self.durability.watch();
+            self.waiters
+                .changed(&self.state, &durable, &applied.changed);
+        }
         self.carry_out(applied.effects).await;
         Ok(())
     }

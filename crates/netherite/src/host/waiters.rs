@@ -81,9 +81,6 @@ impl Waiters {
         durable: &DurableWatch,
         changed: &[InstanceId],
     ) {
-        if self.count == 0 {
-            return;
-        }
         for id in changed {
             let Some(waiters) = self.by_instance.get_mut(id) else {
                 continue;
@@ -105,6 +102,11 @@ impl Waiters {
     /// How many waits are pending.
     pub(crate) fn len(&self) -> usize {
         self.count
+    }
+
+    /// Whether no wait is pending.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
     }
 
     /// Drops the callers that gave up, when the map doubled since the last sweep: O(1) per
