@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example bench -- --n 5000 --concurrency 200
 //! cargo run --release --example bench -- --n 300 --rate 10
+//! cargo run --release --example bench --features kafka -- --kafka 127.0.0.1:9092 --nodes 2
 //! ```
 //!
 //! The closed-loop mode keeps `--concurrency` instances in flight until `--n` have completed;
@@ -16,6 +17,12 @@
 //! in the same run with plain files (`disk_probe`).
 //!
 //! The data directory (`--data-dir`, default `./netherite-bench-data`) is wiped first.
+//!
+//! With `--kafka BROKERS` the partition inputs are on Kafka, on topics no earlier run used.
+//! `--nodes N` then runs the task hub on N nodes: this process and N - 1 copies of it started
+//! with `--join HUB`, sharing the data directory; the run begins once the consumer group has
+//! spread the partitions over all of them. The client is this process's, so requests and
+//! completions for partitions hosted by the other nodes cross Kafka.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +53,10 @@ struct Args {
     partitions: Option<u32>,
     /// Partition inputs on the Kafka brokers named here, instead of local files.
     kafka: Option<String>,
+    /// The nodes of the task hub, this process included (with `--kafka` only).
+    nodes: usize,
+    /// Set in the other nodes' processes: the task hub to join.
+    join: Option<String>,
 }
 
 impl Args {
@@ -57,6 +68,8 @@ impl Args {
             data_dir: PathBuf::from("./netherite-bench-data"),
             partitions: None,
             kafka: None,
+            nodes: 1,
+            join: None,
         };
         let mut words = std::env::args().skip(1);
         while let Some(flag) = words.next() {
@@ -70,14 +83,19 @@ impl Args {
                 "--data-dir" => args.data_dir = PathBuf::from(value),
                 "--partitions" => args.partitions = Some(value.parse().context("--partitions")?),
                 "--kafka" => args.kafka = Some(value),
+                "--nodes" => args.nodes = value.parse().context("--nodes")?,
+                "--join" => args.join = Some(value),
                 _ => bail!(
                     "unknown flag {flag}; flags: --n --concurrency --rate --data-dir --partitions \
-                     --kafka"
+                     --kafka --nodes"
                 ),
             }
         }
         if args.n == 0 || args.concurrency == 0 || args.rate.is_some_and(|r| r <= 0.0) {
             bail!("--n, --concurrency and --rate must be positive");
+        }
+        if args.nodes == 0 || (args.nodes > 1 && args.kafka.is_none()) {
+            bail!("--nodes must be positive, and more than 1 only with --kafka");
         }
         Ok(args)
     }
@@ -94,6 +112,9 @@ struct Run {
 async fn main() -> anyhow::Result<()> {
     init_tracing("warn");
     let args = Args::parse()?;
+    if let Some(hub) = &args.join {
+        return nodes::join(&args, hub).await;
+    }
     if args.data_dir.exists() {
         std::fs::remove_dir_all(&args.data_dir)
             .with_context(|| format!("wiping {}", args.data_dir.display()))?;
@@ -110,9 +131,9 @@ async fn main() -> anyhow::Result<()> {
     let builder = Netherite::builder()
         .settings(settings)
         .registry(hello_registry()?);
-    let engine = match &args.kafka {
-        None => builder.start().await?,
-        Some(brokers) => start_on_kafka(builder, brokers, partitions).await?,
+    let (engine, others) = match &args.kafka {
+        None => (builder.start().await?, Vec::new()),
+        Some(_) => nodes::start(builder, &args, partitions).await?,
     };
     let client = engine.client();
     closed_loop(&client, "warmup", WARMUP, args.concurrency.min(WARMUP)).await?;
@@ -125,9 +146,12 @@ async fn main() -> anyhow::Result<()> {
         Some(rate) => format!("fixed rate {rate}/s"),
         None => format!("concurrency {}", args.concurrency),
     };
-    report(&mode, partitions, run);
+    report(&mode, partitions, args.nodes, run);
     print_checkpoints(&engine).await?;
     engine.shutdown().await?;
+    for node in others {
+        node.stop()?;
+    }
     Ok(())
 }
 
@@ -208,13 +232,16 @@ async fn one_instance(client: &Client, id: String) -> anyhow::Result<Duration> {
 }
 
 /// Prints the figures of `run`.
-fn report(mode: &str, partitions: u32, mut run: Run) {
+fn report(mode: &str, partitions: u32, nodes: usize, mut run: Run) {
     run.latencies.sort();
     let n = run.latencies.len();
     let secs = run.elapsed.as_secs_f64();
     let at = |q: f64| run.latencies[((n as f64 * q).ceil() as usize).clamp(1, n) - 1];
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("mode: {mode}, {partitions} partitions, {n} hello sequences in {secs:.2} s");
+    println!(
+        "mode: {mode}, {partitions} partitions on {nodes} node(s), {n} hello sequences in \
+         {secs:.2} s"
+    );
     println!("  orchestrations/s: {:>9.1}", n as f64 / secs);
     println!("  activities/s:     {:>9.1}", 3.0 * n as f64 / secs);
     println!(
@@ -231,7 +258,7 @@ fn report(mode: &str, partitions: u32, mut run: Run) {
     );
 }
 
-/// Prints how many checkpoints the partitions took during the run.
+/// Prints how many checkpoints the partitions of this process took during the run.
 async fn print_checkpoints(engine: &Engine) -> anyhow::Result<()> {
     let stats = engine.stats().await?;
     let checkpoints: u64 = stats.iter().map(|s| s.checkpoints).sum();
@@ -242,24 +269,181 @@ async fn print_checkpoints(engine: &Engine) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The engine with its inputs on Kafka, on topics no earlier run used.
 #[cfg(feature = "kafka")]
-async fn start_on_kafka(
-    builder: netherite::EngineBuilder,
-    brokers: &str,
-    partitions: u32,
-) -> anyhow::Result<netherite::Engine> {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-    let hub = format!("bench-{}-{}", std::process::id(), since.as_secs());
-    let options = netherite::kafka::KafkaOptions::new(brokers, hub, partitions);
-    Ok(builder.start_on_kafka(options).await?)
+mod nodes {
+    //! The task hub over Kafka, on one node or several.
+
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    use anyhow::{Context, bail};
+    use netherite::kafka::KafkaOptions;
+    use netherite::settings::Settings;
+    use netherite::{Engine, EngineBuilder, Netherite};
+    use netherite_examples::hello_registry;
+
+    use super::Args;
+
+    /// How long the nodes may take to share the partitions out before the run gives up.
+    const BALANCE_WAIT_MAX: Duration = Duration::from_secs(120);
+
+    /// Another node of the hub, in a child process that runs until its stdin closes.
+    pub(super) struct Node {
+        child: Child,
+        stdin: Option<ChildStdin>,
+        hosted: Arc<AtomicUsize>,
+    }
+
+    impl Node {
+        fn spawn(args: &Args, brokers: &str, hub: &str, partitions: u32) -> anyhow::Result<Node> {
+            let exe = std::env::current_exe().context("the bench's own executable")?;
+            let mut child = Command::new(exe)
+                .arg("--kafka")
+                .arg(brokers)
+                .arg("--data-dir")
+                .arg(&args.data_dir)
+                .args(["--partitions", &partitions.to_string(), "--join", hub])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .context("starting another node")?;
+            let stdin = child.stdin.take();
+            let stdout = child.stdout.take().context("the node's stdout")?;
+            let hosted = Arc::new(AtomicUsize::new(0));
+            let count = hosted.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(n) = line.strip_prefix("hosted ") {
+                        count.store(n.trim().parse().unwrap_or(0), Ordering::SeqCst);
+                    }
+                }
+            });
+            Ok(Node {
+                child,
+                stdin,
+                hosted,
+            })
+        }
+
+        /// Closes the node's stdin, which stops it gracefully, and waits for it.
+        pub(super) fn stop(mut self) -> anyhow::Result<()> {
+            drop(self.stdin.take());
+            let status = self.child.wait()?;
+            if !status.success() {
+                bail!("a node exited with {status}");
+            }
+            Ok(())
+        }
+    }
+
+    impl Drop for Node {
+        fn drop(&mut self) {
+            if self.stdin.is_some() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+
+    /// Starts this process's node of a new hub and the `--nodes` - 1 others, and waits until
+    /// the partitions are spread over all of them.
+    pub(super) async fn start(
+        builder: EngineBuilder,
+        args: &Args,
+        partitions: u32,
+    ) -> anyhow::Result<(Engine, Vec<Node>)> {
+        let brokers = args.kafka.as_deref().context("--kafka")?;
+        let since = SystemTime::now().duration_since(UNIX_EPOCH)?;
+        let hub = format!("bench-{}-{}", std::process::id(), since.as_secs());
+        let others = (1..args.nodes)
+            .map(|_| Node::spawn(args, brokers, &hub, partitions))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let options = KafkaOptions::new(brokers, hub, partitions);
+        let engine = builder.start_on_kafka(options).await?;
+
+        let deadline = Instant::now() + BALANCE_WAIT_MAX;
+        loop {
+            let mut counts = vec![engine.hosted_count()];
+            counts.extend(others.iter().map(|n| n.hosted.load(Ordering::SeqCst)));
+            if counts.iter().all(|&c| c > 0) && counts.iter().sum::<usize>() == partitions as usize
+            {
+                println!("partitions per node: {counts:?}");
+                return Ok((engine, others));
+            }
+            if Instant::now() > deadline {
+                bail!("the nodes host {counts:?} partitions after {BALANCE_WAIT_MAX:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The body of another node: joins `hub` and prints `hosted N` whenever the number of
+    /// partitions it hosts changes, until its stdin closes.
+    pub(super) async fn join(args: &Args, hub: &str) -> anyhow::Result<()> {
+        let brokers = args.kafka.as_deref().context("--kafka")?;
+        let mut settings = Settings::from_env()?.with_data_dir(&args.data_dir);
+        if let Some(partitions) = args.partitions {
+            settings = settings.with_partition_count(partitions);
+        }
+        let options = KafkaOptions::new(brokers, hub, settings.partition_count);
+        let engine = Netherite::builder()
+            .settings(settings)
+            .registry(hello_registry()?)
+            .start_on_kafka(options)
+            .await?;
+        let (closed_tx, mut closed) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            let _ = closed_tx.send(());
+        });
+        let mut reported = usize::MAX;
+        loop {
+            let hosted = engine.hosted_count();
+            if hosted != reported {
+                println!("hosted {hosted}");
+                std::io::stdout().flush()?;
+                reported = hosted;
+            }
+            tokio::select! {
+                _ = &mut closed => break,
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        engine.shutdown().await?;
+        Ok(())
+    }
 }
 
 #[cfg(not(feature = "kafka"))]
-async fn start_on_kafka(
-    _: netherite::EngineBuilder,
-    _: &str,
-    _: u32,
-) -> anyhow::Result<netherite::Engine> {
-    bail!("--kafka needs the examples built with `--features kafka`")
+mod nodes {
+    //! Without the feature `kafka`: every Kafka flag is refused.
+
+    use anyhow::bail;
+    use netherite::{Engine, EngineBuilder};
+
+    use super::Args;
+
+    /// Never made: a stand-in for the type of the Kafka build.
+    pub(super) enum Node {}
+
+    impl Node {
+        pub(super) fn stop(self) -> anyhow::Result<()> {
+            match self {}
+        }
+    }
+
+    pub(super) async fn start(
+        _: EngineBuilder,
+        _: &Args,
+        _: u32,
+    ) -> anyhow::Result<(Engine, Vec<Node>)> {
+        bail!("--kafka needs the examples built with `--features kafka`")
+    }
+
+    pub(super) async fn join(_: &Args, _: &str) -> anyhow::Result<()> {
+        bail!("--join needs the examples built with `--features kafka`")
+    }
 }

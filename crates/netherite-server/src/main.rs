@@ -35,7 +35,8 @@ struct ServeArgs {
     /// The address to listen on, `host:port` (loopback by default).
     #[arg(long, default_value = DEFAULT_LISTEN, env = "NETHERITE_LISTEN")]
     listen: String,
-    /// The task hub's data directory (default `./netherite-data`).
+    /// The task hub's data directory (default `./netherite-data`); with `--transport kafka`,
+    /// a directory that every node of the hub shares.
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// A TOML settings file.
@@ -102,7 +103,7 @@ impl ServeArgs {
             self.hub.clone(),
             settings.partition_count,
         );
-        Ok(Backend::Kafka(options))
+        Ok(Backend::Kafka(Box::new(options)))
     }
 
     #[cfg(not(feature = "kafka"))]

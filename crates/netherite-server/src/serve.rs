@@ -51,9 +51,10 @@ pub enum Backend {
     /// The embedded default: durable queues on local files, one node.
     #[default]
     Local,
-    /// Topics on Kafka (feature `kafka`), one node.
+    /// Topics on Kafka (feature `kafka`), one node of the hub or several, sharing the data
+    /// directory.
     #[cfg(feature = "kafka")]
-    Kafka(netherite::kafka::KafkaOptions),
+    Kafka(Box<netherite::kafka::KafkaOptions>),
 }
 
 /// Binds `address`, starts the engine with `settings` and `registry` on `backend`, and serves
@@ -81,7 +82,7 @@ pub async fn serve(
     let engine = match backend {
         Backend::Local => builder.start().await?,
         #[cfg(feature = "kafka")]
-        Backend::Kafka(options) => builder.start_on_kafka(options).await?,
+        Backend::Kafka(options) => builder.start_on_kafka(*options).await?,
     };
     let sidecar = Sidecar::new(engine.client(), work);
     let stopper = sidecar.clone();

@@ -4,10 +4,12 @@
 //! task only awaits it. A write copies its bytes once to hand them to that pool; next to a
 //! system call and the page cache that copy is noise.
 //!
-//! Ownership is the directory lock (see `lock`), held by the handle from `open` until
-//! `release` or drop. Every owner operation holds a read guard on it for its whole run, and
-//! release takes the write guard: it waits for the operations in flight, and none starts
-//! after it, so no byte of a released handle lands once the next owner can get in.
+//! Ownership is a fence (see `fence`) held by the handle from open until `release` or drop:
+//! the directory lock, or a lease shared with the partition's other devices. Every owner
+//! operation holds a read guard on it for its whole run, and release takes the write guard: it
+//! waits for the operations in flight, and none starts after it, so no byte of a released
+//! handle lands once the next owner can get in. Under a lease, each operation also runs under
+//! the lease's guard, which refuses it once another owner took the lease over.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,19 +18,20 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use async_trait::async_trait;
 use netherite_core::device::{LogDevice, check_aligned, check_range};
 
-use crate::lock::DirLock;
+use crate::fence::Fence;
 use crate::meta::{self, Meta};
 use crate::open::open_dir;
 use crate::segments::Segments;
-use crate::{Error, FileDeviceOptions};
+use crate::{Error, FileDeviceOptions, Lease};
 
 /// A [`LogDevice`] over segment files in one directory, owned by whoever opened it.
 ///
 /// Writes are positional writes into the page cache; [`flush`](LogDevice::flush) is
 /// `fdatasync` of every segment written since the last flush, plus an fsync of the directory
-/// when a segment file was created. The directory is locked while the handle is open: a
-/// second open, from this process or another, fails with [`Error::Locked`] until this handle
-/// is released or dropped, or its process dies.
+/// when a segment file was created. Opened with [`open`](FileDevice::open), the directory is
+/// locked while the handle is open: a second open, from this process or another, fails with
+/// [`Error::Locked`] until this handle is released or dropped, or its process dies. Opened
+/// with [`open_leased`](FileDevice::open_leased), a [`Lease`] fences it instead: see there.
 ///
 /// ```
 /// use netherite_core::device::LogDevice;
@@ -57,8 +60,8 @@ pub struct FileDevice {
 struct Inner {
     dir: PathBuf,
     options: FileDeviceOptions,
-    /// The directory lock while this handle owns the directory, `None` once released.
-    gate: RwLock<Option<DirLock>>,
+    /// The fence while this handle owns the directory, `None` once released.
+    gate: RwLock<Option<Fence>>,
     /// Set at the start of a release, so that new calls are refused without waiting.
     released: AtomicBool,
     segments: Segments,
@@ -80,9 +83,34 @@ impl FileDevice {
         dir: impl AsRef<Path>,
         options: FileDeviceOptions,
     ) -> Result<FileDevice, Error> {
-        let dir = dir.as_ref().to_path_buf();
+        FileDevice::open_fenced(dir.as_ref(), options, None).await
+    }
+
+    /// Opens the device in `dir` as [`open`](FileDevice::open) does, but fenced by `lease`
+    /// instead of the directory lock, so that the partition can move to another node sharing
+    /// the directory once the lease is released or expired. The open itself and every later
+    /// owner operation run under the lease's guard: once another owner took the lease over,
+    /// they fail with [`Error::LeaseLost`], the contract's `Fenced`, and change nothing.
+    ///
+    /// [`release`](LogDevice::release) releases this handle, not the lease: the lease covers
+    /// all the devices of a partition, so its holder releases it after all of them.
+    pub async fn open_leased(
+        dir: impl AsRef<Path>,
+        options: FileDeviceOptions,
+        lease: Arc<Lease>,
+    ) -> Result<FileDevice, Error> {
+        FileDevice::open_fenced(dir.as_ref(), options, Some(lease)).await
+    }
+
+    async fn open_fenced(
+        dir: &Path,
+        options: FileDeviceOptions,
+        lease: Option<Arc<Lease>>,
+    ) -> Result<FileDevice, Error> {
+        let dir = dir.to_path_buf();
         let task_dir = dir.clone();
-        let opened = tokio::task::spawn_blocking(move || open_dir(&task_dir, &options))
+        let epoch = lease.as_ref().map(|lease| lease.epoch());
+        let opened = tokio::task::spawn_blocking(move || open_dir(&task_dir, &options, lease))
             .await
             .map_err(|e| task_failed("open", &dir, e))??;
 
@@ -90,13 +118,14 @@ impl FileDevice {
             dir = %dir.display(),
             size = opened.size,
             start = opened.start,
+            lease_epoch = epoch,
             "file device opened"
         );
         let inner = Inner {
             segments: Segments::new(dir.clone(), options.segment_bytes, opened.found),
             dir,
             options,
-            gate: RwLock::new(Some(opened.lock)),
+            gate: RwLock::new(Some(opened.fence)),
             released: AtomicBool::new(false),
             size: AtomicU64::new(opened.size),
             start: AtomicU64::new(opened.start),
@@ -131,10 +160,10 @@ impl FileDevice {
         let inner = Arc::clone(&self.inner);
         let task = tokio::task::spawn_blocking(move || {
             let gate = inner.gate.read().unwrap_or_else(PoisonError::into_inner);
-            if gate.is_none() {
+            let Some(fence) = gate.as_ref() else {
                 return Err(inner.released_error(operation));
-            }
-            work(&inner)
+            };
+            fence.run(operation, || work(&inner))
         });
         task.await
             .map_err(|e| task_failed(operation, &self.inner.dir, e))?
@@ -189,11 +218,12 @@ impl Inner {
         Ok(())
     }
 
-    /// Gives the lock up once no operation holds the gate.
+    /// Gives the fence up once no operation holds the gate: unlocks the directory, or drops
+    /// this handle's share of the lease (which its holder releases).
     fn release(&self) {
         let mut gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
-        if gate.take().is_some() {
-            tracing::info!(dir = %self.dir.display(), "file device released");
+        if let Some(fence) = gate.take() {
+            tracing::info!(dir = %self.dir.display(), %fence, "file device released");
         }
     }
 }

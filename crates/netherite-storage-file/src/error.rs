@@ -3,7 +3,8 @@
 //! Every variant names the file it is about, and the offset where bytes are involved, so that
 //! one log line tells an operator where to look. At the [`LogDevice`] boundary an error becomes
 //! the `netherite_core::Error` of the class the contract asks for (its rule 10): a lock held by
-//! another owner is `Fenced`, a full disk is `LimitExceeded`, a corrupt file is `Malformed`,
+//! another owner, or a lease another owner took over, is `Fenced`, a full disk is
+//! `LimitExceeded`, a corrupt file (a lease file included) is `Malformed`,
 //! bad options are `InvalidArgument`, and every other failure is a retryable `Io`. A directory
 //! deleted or moved from under an open handle is `Fenced` too: whoever opens the path next
 //! gets other files, so this handle no longer owns the partition's bytes.
@@ -45,6 +46,36 @@ pub enum Error {
         lock: PathBuf,
         /// Who holds the lock, as far as the lock file tells (`pid 1234`).
         holder: String,
+    },
+
+    /// Another owner took the lease over: the lease file holds a newer epoch than this owner's.
+    /// The partition must stop on this node.
+    #[error(
+        "{operation} refused: lease {} was taken over; this owner holds epoch {epoch}, the \
+         lease file says epoch {holder_epoch} held by {holder:?}",
+        .path.display()
+    )]
+    LeaseLost {
+        /// What was attempted.
+        operation: &'static str,
+        /// The lease file.
+        path: PathBuf,
+        /// This owner's epoch.
+        epoch: u64,
+        /// The epoch in the lease file.
+        holder_epoch: u64,
+        /// The owner the lease file names.
+        holder: String,
+    },
+
+    /// This owner released its lease ([`Lease::release`](crate::Lease::release)); another
+    /// owner may hold it now.
+    #[error("{operation} refused: lease {} was released by this owner", .path.display())]
+    LeaseReleased {
+        /// What was attempted.
+        operation: &'static str,
+        /// The lease file.
+        path: PathBuf,
     },
 
     /// This handle gave up ownership ([`release`](netherite_core::device::LogDevice::release));
@@ -115,7 +146,9 @@ pub enum Error {
 
     /// A file of the device, or its directory, was deleted or moved while the device was
     /// open. Writes there still succeed, but a reopen would not find them, so this handle
-    /// refuses every later flush; the partition must stop until an operator looks.
+    /// refuses every later flush; the partition must stop until an operator looks. A lease
+    /// file deleted or replaced under its holder is reported so too: the new file's epochs
+    /// say nothing about the old ones.
     #[error("device file {} was deleted or moved while open: {reason}", .path.display())]
     Gone {
         /// The file or directory.
@@ -206,9 +239,11 @@ impl From<Error> for netherite_core::Error {
                 operation: "open",
                 reason: message,
             },
-            Error::Locked { .. } | Error::Released { .. } | Error::Gone { .. } => {
-                Core::Fenced(message)
-            }
+            Error::Locked { .. }
+            | Error::LeaseLost { .. }
+            | Error::LeaseReleased { .. }
+            | Error::Released { .. }
+            | Error::Gone { .. } => Core::Fenced(message),
             Error::DiskFull {
                 path,
                 offset,
@@ -323,6 +358,26 @@ mod tests {
             text.contains("/data/p3 is locked") && text.contains("pid 42"),
             "{text}"
         );
+    }
+
+    /// A lease taken over is the contract's `Fenced`, naming the lease file, this owner's
+    /// epoch and the holder's.
+    #[test]
+    fn a_lost_lease_is_fenced() {
+        let error = Error::LeaseLost {
+            operation: "write",
+            path: "/v/p3/LEASE".into(),
+            epoch: 4,
+            holder_epoch: 5,
+            holder: "node-b".into(),
+        };
+        let core = netherite_core::Error::from(error);
+        let netherite_core::Error::Fenced(text) = core else {
+            panic!("expected Fenced, got {core:?}");
+        };
+        for part in ["/v/p3/LEASE", "epoch 4", "epoch 5", "\"node-b\"", "write"] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
     }
 
     /// A corrupt file keeps its path and offset through the conversion.

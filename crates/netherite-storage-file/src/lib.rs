@@ -3,7 +3,7 @@
 //!
 //! One directory holds one partition's device: fixed-size segment files named by index (64
 //! MiB by default), a small metadata file with the layout and the truncation point, and a
-//! lock file. The main decisions:
+//! lock file (unless a lease fences the device). The main decisions:
 //!
 //! - **Positional, buffered writes.** A write lands in the page cache with `pwrite`, split at
 //!   segment boundaries; a flush is `fdatasync` of every segment written since the last
@@ -11,9 +11,13 @@
 //!   aligned (4 KiB by default) so no two writes share a sector.
 //! - **The size is recovered, not stored.** It is the end of the highest segment file, so a
 //!   write needs no metadata update; only truncation rewrites the metadata, atomically.
-//! - **A file lock is the ownership fence.** The kernel's exclusive lock on the lock file keeps
-//!   a second owner out, in this process or another, and is dropped when the owner releases,
-//!   drops its handle or dies.
+//! - **Two ownership fences.** By default ([`FileDevice::open`]) the kernel's exclusive lock on
+//!   the lock file keeps a second owner out, in this process or another, and is dropped when
+//!   the owner releases, drops its handle or dies; but an owner that is only stopped keeps it
+//!   forever. For nodes sharing a directory (a persistent volume), [`FileDevice::open_leased`]
+//!   fences with a [`Lease`] instead: one lease file per partition whose epoch every device
+//!   operation checks under a shared lock on that file, so an owner paused past its lease
+//!   that wakes up late is refused once another node took over.
 //! - **A failed `fdatasync` poisons the handle**: every later flush fails until a reopen,
 //!   because the kernel may have dropped the pages that failed (see `segments`). So does a
 //!   flush that finds a file or the directory deleted or moved from under the handle: writes
@@ -40,6 +44,10 @@
 //!   disk there needs an operator to make room.
 //! - Durability across a power cut rests on `fdatasync` and the disk honouring it; the tests
 //!   can kill processes but cannot cut the power.
+//! - A lease needs roughly synchronised clocks (skew only makes a takeover early, which the
+//!   epoch keeps safe) and a file system whose `flock` is coherent across the nodes sharing
+//!   the directory; on a network file system, unflushed bytes of a fenced owner may still be
+//!   written back from its page cache after a takeover. See [`Lease`].
 //! - The highest segment file cut short cannot be told from a crash that lost the end of the
 //!   device: the size is recovered from the files, not stored. The layers above tell from
 //!   their own records (a store checkpoint names where its snapshot ends; a commit log's
@@ -49,7 +57,9 @@
 
 mod device;
 mod error;
+mod fence;
 mod layout;
+mod lease;
 mod lock;
 mod meta;
 mod open;
@@ -61,6 +71,7 @@ pub mod testing;
 
 pub use device::FileDevice;
 pub use error::Error;
+pub use lease::{Acquired, LEASE_OWNER_BYTES_MAX, Lease};
 pub use options::{ALIGNMENT_DEFAULT, FileDeviceOptions, SEGMENT_BYTES_DEFAULT};
 pub use probe::{DiskProbe, ProbeOptions, disk_probe, probe_device};
 pub use segments::syncs_total;

@@ -1,4 +1,5 @@
-//! The ownership fence: an exclusive lock on the directory's lock file.
+//! The default ownership fence: an exclusive lock on the directory's lock file (the other one
+//! is a lease, see `lease`).
 //!
 //! The lock is the kernel's (`flock` on Linux, through [`File::try_lock`]): it belongs to one
 //! open file, so a second open conflicts whether it comes from this process or another, and the
@@ -46,6 +47,11 @@ impl DirLock {
         let lock = DirLock { file, path };
         lock.record_holder();
         Ok(lock)
+    }
+
+    /// The lock file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Writes this process's id into the lock file, for the error a second opener gets. Not

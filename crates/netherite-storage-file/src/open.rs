@@ -1,5 +1,9 @@
-//! Opening a device directory: take the lock, read or create the metadata, check every segment
-//! file, and recover the size.
+//! Opening a device directory: take the fence, read or create the metadata, check every
+//! segment file, and recover the size.
+//!
+//! The fence is the directory lock, taken first, or a lease given by the caller, under whose
+//! guard the whole open runs: it writes metadata and deletes leftovers, which only the owner
+//! may do.
 //!
 //! The size is not stored: it is the end of the highest non-empty segment file, rounded up to
 //! the alignment (a crash may leave a file length between sectors; the rest of that sector
@@ -15,18 +19,20 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::fence::Fence;
 use crate::layout::{self, SegmentFile};
 use crate::lock::DirLock;
 use crate::meta::{self, META_FILE, Meta};
 use crate::segments::{Found, missing_segment};
-use crate::{Error, FileDeviceOptions};
+use crate::{Error, FileDeviceOptions, Lease};
 
 /// A directory opened for one owner.
 #[derive(Debug)]
 pub(crate) struct Opened {
-    /// The lock that makes this owner the only one.
-    pub(crate) lock: DirLock,
+    /// What makes this owner the only one.
+    pub(crate) fence: Fence,
     /// The truncation point.
     pub(crate) start: u64,
     /// The recovered size.
@@ -35,12 +41,29 @@ pub(crate) struct Opened {
     pub(crate) found: Found,
 }
 
-/// Opens (creating if needed) the device directory `dir` laid out as `options` say.
-pub(crate) fn open_dir(dir: &Path, options: &FileDeviceOptions) -> Result<Opened, Error> {
+/// Opens (creating if needed) the device directory `dir` laid out as `options` say, fenced by
+/// `lease` if given, else by the directory lock.
+pub(crate) fn open_dir(
+    dir: &Path,
+    options: &FileDeviceOptions,
+    lease: Option<Arc<Lease>>,
+) -> Result<Opened, Error> {
     options.validate()?;
-    create_dir(dir)?;
-    let lock = DirLock::acquire(dir)?;
+    let Some(lease) = lease else {
+        create_dir(dir)?;
+        let fence = Fence::Dir(DirLock::acquire(dir)?);
+        return load(dir, options, fence);
+    };
+    let fence = Fence::Lease(Arc::clone(&lease));
+    lease.guard("open", || {
+        create_dir(dir)?;
+        load(dir, options, fence)
+    })
+}
 
+/// Reads the directory as its owner: removes what an interrupted truncation left, checks the
+/// segments, and recovers the size.
+fn load(dir: &Path, options: &FileDeviceOptions, fence: Fence) -> Result<Opened, Error> {
     let segments = layout::list_segments(dir)?;
     let meta = load_meta(dir, options, segments.len())?;
     let first_kept = meta.start / meta.segment_bytes;
@@ -55,7 +78,7 @@ pub(crate) fn open_dir(dir: &Path, options: &FileDeviceOptions) -> Result<Opened
         dir_id: (dir_meta.dev(), dir_meta.ino()),
     };
     Ok(Opened {
-        lock,
+        fence,
         start: meta.start,
         size,
         found,
@@ -64,7 +87,7 @@ pub(crate) fn open_dir(dir: &Path, options: &FileDeviceOptions) -> Result<Opened
 
 /// Creates `dir` and its missing parents, durably: each new directory's entry in its parent
 /// is synced, so a crash cannot take the whole device away with it.
-fn create_dir(dir: &Path) -> Result<(), Error> {
+pub(crate) fn create_dir(dir: &Path) -> Result<(), Error> {
     let missing: Vec<PathBuf> = dir
         .ancestors()
         .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !ancestor.exists())

@@ -20,3 +20,14 @@ async fn one_page_segments_conform() {
     let report = conformance::run(|| FileFixture::temporary(options).unwrap()).await;
     assert!(report.skipped().is_empty(), "{report}");
 }
+
+/// Every rule holds for devices fenced by a lease, whose old owners are fenced by the epoch
+/// alone: each new owner takes the lease over while the old handles stay open.
+#[tokio::test]
+async fn leased_devices_conform() {
+    for segment_bytes in [4096, FileDeviceOptions::default().segment_bytes] {
+        let options = FileDeviceOptions::default().with_segment_bytes(segment_bytes);
+        let report = conformance::run(|| FileFixture::leased(options).unwrap()).await;
+        assert!(report.skipped().is_empty(), "{report}");
+    }
+}

@@ -22,9 +22,13 @@
 //! this node it starts a [`PartitionHost`] (which recovers the partition), for each one taken
 //! away it shuts its host down. Single-node transports (the local durable transport, the
 //! in-memory hub) propose every partition at once, and starting the engine waits until all of
-//! them are up, so a client can be used as soon as `start` returns.
+//! them are up, so a client can be used as soon as `start` returns. A node of several sharing
+//! storage ([`Engine::start_shared`], the engine over Kafka) returns at once and keeps
+//! following: partitions come and go as nodes join and leave (see `follower`).
 //!
 //! [`Engine::shutdown`] stops every host gracefully, each taking a last checkpoint.
+
+mod follower;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,10 +37,11 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use netherite_core::PartitionId;
-use netherite_core::partition::{ReadEvent, ReadResult};
-use netherite_core::transport::{MemoryHub, NodeId, Ownership, OwnershipStream, Transport};
+use netherite_core::transport::{MemoryHub, NodeId, Transport};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
+
+use self::follower::Follower;
 
 use crate::Error;
 use crate::client::{Client, ClientOptions};
@@ -48,43 +53,21 @@ use crate::sdk::Registry;
 use crate::settings::Settings;
 use crate::transport::LocalTransport;
 
-/// How long a read waits for a partition that is still starting.
-const HOST_WAIT_MAX: Duration = Duration::from_secs(30);
-
 /// The partition hosts running on this node, by partition.
 #[derive(Debug, Default)]
 pub(crate) struct HostMap {
     hosts: RwLock<HashMap<PartitionId, Arc<PartitionHost>>>,
-    changed: tokio::sync::Notify,
     /// Set when the engine stops: reads fail at once instead of waiting for a host.
     closed: AtomicBool,
 }
 
 impl HostMap {
-    /// The host of `partition`, waiting a little if it is still starting.
-    pub(crate) async fn get(&self, partition: PartitionId) -> Result<Arc<PartitionHost>, Error> {
-        let deadline = tokio::time::Instant::now() + HOST_WAIT_MAX;
-        loop {
-            let changed = self.changed.notified();
-            if let Some(host) = self.lock_read().get(&partition) {
-                return Ok(host.clone());
-            }
-            if self.closed.load(Ordering::Acquire) {
-                return Err(Error::Closed("the engine has shut down".into()));
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return Err(Error::PartitionNotHosted { partition });
-            }
+    /// Fails once the engine has stopped.
+    pub(crate) fn check_open(&self) -> Result<(), Error> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("the engine has shut down".into()));
         }
-    }
-
-    /// Answers `read` on the host of `partition`.
-    pub(crate) async fn read(
-        &self,
-        partition: PartitionId,
-        read: ReadEvent,
-    ) -> Result<ReadResult, Error> {
-        self.get(partition).await?.read(read).await
+        Ok(())
     }
 
     /// The host of `partition` if this node hosts it now, without waiting.
@@ -92,20 +75,19 @@ impl HostMap {
         self.lock_read().get(&partition).cloned()
     }
 
-    fn insert(&self, host: PartitionHost) {
+    fn insert(&self, host: PartitionHost) -> Arc<PartitionHost> {
+        let host = Arc::new(host);
         let mut hosts = self
             .hosts
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        hosts.insert(host.partition(), Arc::new(host));
-        drop(hosts);
-        self.changed.notify_waiters();
+        hosts.insert(host.partition(), host.clone());
+        host
     }
 
     /// Marks the engine stopped: reads of partitions no longer hosted fail at once.
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.changed.notify_waiters();
     }
 
     fn remove(&self, partition: PartitionId) -> Option<Arc<PartitionHost>> {
@@ -188,6 +170,73 @@ impl Engine {
         config: HostConfig,
         client: ClientOptions,
     ) -> Result<Engine, Error> {
+        let count = transport.partition_count();
+        let node = transport.node().clone();
+        let parts = (transport, storage, registry, config, client);
+        let (engine, mut started) = Engine::launch(parts, false).await?;
+        for _ in 0..count {
+            match started.recv().await {
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    let _ = engine.stop().await;
+                    return Err(error);
+                }
+                None => break,
+            }
+        }
+        tracing::info!(partitions = count, node = %node, "engine started");
+        Ok(engine)
+    }
+
+    /// An engine that is one node of several over shared storage: it follows the
+    /// transport's proposals for as long as it runs, and returns once it follows them, not
+    /// waiting for any partition. Partitions proposed here start as their storage lets them
+    /// (another node's claim may have to run out first); one that fails to start, or whose
+    /// host stops on its own, is started again after a pause while it is proposed here.
+    /// The client reaches partitions hosted elsewhere through the transport.
+    pub async fn start_shared(
+        transport: Arc<dyn Transport>,
+        storage: Arc<dyn PartitionStorage>,
+        registry: Registry,
+        config: HostConfig,
+        client: ClientOptions,
+    ) -> Result<Engine, Error> {
+        let node = transport.node().clone();
+        let parts = (transport, storage, registry, config, client);
+        let (engine, _started) = Engine::launch(parts, true).await?;
+        tracing::info!(node = %node, "engine started, following partition ownership");
+        Ok(engine)
+    }
+
+    /// The number of partitions this node hosts now.
+    pub fn hosted_count(&self) -> usize {
+        self.hosts.lock_read().len()
+    }
+
+    /// Waits until this node hosts at least `count` partitions (checked every 20 ms), for
+    /// at most `timeout`; fails with `Closed` naming the count reached. For a node that
+    /// expects to host that many: the only node of a hub, or a test that knows its share.
+    pub async fn wait_for_partitions(&self, count: usize, timeout: Duration) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.hosted_count() < count {
+            if tokio::time::Instant::now() >= deadline {
+                let hosted = self.hosted_count();
+                return Err(Error::Closed(format!(
+                    "this node hosts {hosted} partitions after {timeout:?}, not {count}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts following the ownership proposals; the receiver hears of each partition
+    /// started (or failed, when `restart` is off).
+    async fn launch(
+        parts: EngineParts,
+        restart: bool,
+    ) -> Result<(Engine, mpsc::UnboundedReceiver<Result<PartitionId, Error>>), Error> {
+        let (transport, storage, registry, config, client) = parts;
         let context = Arc::new(HostContext::new(
             transport.clone(),
             storage,
@@ -202,11 +251,12 @@ impl Engine {
                 what: "following the partition ownership".into(),
                 source,
             })?;
-        let (started, mut started_rx) = mpsc::unbounded_channel();
+        let (started, started_rx) = mpsc::unbounded_channel();
         let follower = Follower {
             context: context.clone(),
             hosts: hosts.clone(),
             started,
+            restart,
         };
         let ownership = tokio::spawn(follower.run(proposals));
         let engine = Engine {
@@ -218,19 +268,7 @@ impl Engine {
             #[cfg(feature = "kafka")]
             kafka: None,
         };
-        let count = transport.partition_count();
-        for _ in 0..count {
-            match started_rx.recv().await {
-                Some(Ok(_)) => {}
-                Some(Err(error)) => {
-                    let _ = engine.stop().await;
-                    return Err(error);
-                }
-                None => break,
-            }
-        }
-        tracing::info!(partitions = count, node = %transport.node(), "engine started");
-        Ok(engine)
+        Ok((engine, started_rx))
     }
 
     /// An engine entirely in memory, shaped by `settings` (its `data_dir` is unused): a fresh
@@ -349,62 +387,14 @@ impl Drop for Engine {
     }
 }
 
-/// Follows the ownership proposals of the transport for this node.
-struct Follower {
-    context: Arc<HostContext>,
-    hosts: Arc<HostMap>,
-    started: mpsc::UnboundedSender<Result<PartitionId, Error>>,
-}
-
-impl Follower {
-    async fn run(self, mut proposals: OwnershipStream) {
-        let mut starting = JoinSet::new();
-        loop {
-            tokio::select! {
-                proposal = proposals.next() => match proposal {
-                    Some(Ownership::Acquired(partition)) => {
-                        let context = self.context.clone();
-                        starting.spawn(async move {
-                            (partition, PartitionHost::start(partition, context).await)
-                        });
-                    }
-                    Some(Ownership::Lost(partition)) => self.lose(partition).await,
-                    None => return,
-                },
-                Some(done) = starting.join_next() => self.started(done),
-            }
-        }
-    }
-
-    fn started(
-        &self,
-        done: Result<(PartitionId, Result<PartitionHost, Error>), tokio::task::JoinError>,
-    ) {
-        let report = match done {
-            Ok((partition, Ok(host))) => {
-                self.hosts.insert(host);
-                Ok(partition)
-            }
-            Ok((partition, Err(error))) => {
-                tracing::error!(partition = %partition, %error, "partition failed to start");
-                Err(error)
-            }
-            Err(error) => Err(Error::Closed(format!(
-                "a partition's start task died: {error}"
-            ))),
-        };
-        let _ = self.started.send(report);
-    }
-
-    async fn lose(&self, partition: PartitionId) {
-        if let Some(host) = self.hosts.remove(partition) {
-            tracing::info!(partition = %partition, "partition lost to another node");
-            if let Err(error) = host.shutdown().await {
-                tracing::warn!(partition = %partition, %error, "partition stop failed");
-            }
-        }
-    }
-}
+/// What an engine is made of, before it starts.
+type EngineParts = (
+    Arc<dyn Transport>,
+    Arc<dyn PartitionStorage>,
+    Registry,
+    HostConfig,
+    ClientOptions,
+);
 
 /// The entry point: `Netherite::builder()`.
 #[derive(Debug)]
@@ -479,9 +469,12 @@ impl EngineBuilder {
         }
     }
 
-    /// Starts the engine with partition inputs on Kafka (`options`; its partition count is
-    /// the settings') and partition state in `settings.data_dir`, as the only node of the
-    /// task hub: it waits until the consumer group gave it every partition.
+    /// Starts a node of the task hub whose partition inputs are on Kafka (`options`; its
+    /// partition count is the settings') and whose partition state is in `settings.data_dir`,
+    /// a directory every node of the hub shares (a persistent volume). The Kafka consumer
+    /// group proposes which node hosts which partition; each partition's lease in the
+    /// directory decides (see [`crate::host::FileStorage::leased`]). Returns once the node
+    /// follows the group, before any partition is hosted (see [`Engine::start_shared`]).
     ///
     /// A broker that does not answer is tried again with a growing pause, for about a minute
     /// in all, each failure logged; then the start fails with the last error. Topics made for
@@ -494,17 +487,18 @@ impl EngineBuilder {
         use crate::host::FileStorage;
 
         let settings = self.settings;
-        let hub = open_hub(&settings).await?;
+        let hub = open_shared_hub(&settings).await?;
         options.partition_count = settings.partition_count;
         let transport = connect_kafka(options).await?;
-        let storage = Arc::new(FileStorage::new(hub));
+        let owner = transport.node().to_string();
+        let storage = Arc::new(FileStorage::leased(hub, owner, settings.partition_lease));
         let config = HostConfig {
             remote_work: self.remote_work,
             ..HostConfig::from_settings(&settings)
         };
         let client = ClientOptions::from_settings(&settings);
         let shared = Arc::new(transport.clone());
-        match Engine::start_with(shared, storage, self.registry, config, client).await {
+        match Engine::start_shared(shared, storage, self.registry, config, client).await {
             Ok(mut engine) => {
                 engine.kafka = Some(transport);
                 Ok(engine)
@@ -563,6 +557,18 @@ async fn open_hub(settings: &Settings) -> Result<crate::taskhub::TaskHub, Error>
     settings.validate()?;
     let opening = settings.clone();
     tokio::task::spawn_blocking(move || crate::taskhub::TaskHub::open_with(&opening))
+        .await
+        .map_err(|e| Error::Closed(format!("opening the task hub: {e}")))?
+}
+
+/// Like [`open_hub`], for one node of several sharing the directory.
+#[cfg(feature = "kafka")]
+async fn open_shared_hub(settings: &Settings) -> Result<crate::taskhub::TaskHub, Error> {
+    use crate::taskhub::TaskHub;
+
+    settings.validate()?;
+    let (dir, count) = (settings.data_dir.clone(), settings.partition_count);
+    tokio::task::spawn_blocking(move || TaskHub::open_shared(&dir, count))
         .await
         .map_err(|e| Error::Closed(format!("opening the task hub: {e}")))?
 }

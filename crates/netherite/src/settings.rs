@@ -17,6 +17,7 @@
 //! | `activities_concurrency_max`     | `ACTIVITIES_CONCURRENCY_MAX`     | `100`              |
 //! | `orchestrations_concurrency_max` | `ORCHESTRATIONS_CONCURRENCY_MAX` | `100`              |
 //! | `payload_bytes_max`              | `PAYLOAD_BYTES_MAX`              | `1 MiB`            |
+//! | `partition_lease`                | `PARTITION_LEASE`                | `10s`              |
 //!
 //! So `partition_count` is `NETHERITE_PARTITION_COUNT` in the environment. Value syntax, the
 //! same in a file and in the environment:
@@ -55,6 +56,10 @@ pub const PAYLOAD_BYTES_LIMIT: u64 = 64 << 20;
 /// The longest `checkpoint_idle` accepted: 30 days.
 pub const CHECKPOINT_IDLE_LIMIT: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// The shortest and longest `partition_lease` accepted: 1 second and 10 minutes.
+pub const PARTITION_LEASE_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(600));
+
 /// Everything the engine can be told from outside; see the [module docs](self) for the
 /// sources, their precedence and the value syntax.
 ///
@@ -89,6 +94,10 @@ pub struct Settings {
     /// The largest input, output or event payload accepted; a larger one is refused with an
     /// error naming this limit.
     pub payload_bytes_max: u64,
+    /// When several nodes share the data directory (a task hub on Kafka), how long a node's
+    /// claim on a partition lasts without renewal: a node that dies has its partitions taken
+    /// over this long after its last renewal at the latest. Renewed every quarter of it.
+    pub partition_lease: Duration,
 }
 
 impl Default for Settings {
@@ -102,6 +111,7 @@ impl Default for Settings {
             activities_concurrency_max: 100,
             orchestrations_concurrency_max: 100,
             payload_bytes_max: 1 << 20,
+            partition_lease: Duration::from_secs(10),
         }
     }
 }
@@ -231,7 +241,8 @@ impl Settings {
             "orchestrations_concurrency_max",
             check_positive(self.orchestrations_concurrency_max.into()),
         )?;
-        code("payload_bytes_max", check_payload(self.payload_bytes_max))
+        code("payload_bytes_max", check_payload(self.payload_bytes_max))?;
+        code("partition_lease", check_lease(self.partition_lease))
     }
 }
 
@@ -327,6 +338,16 @@ const FIELDS: &[Field] = &[
             let max = parse_bytes(text)?;
             check_payload(max)?;
             s.payload_bytes_max = max;
+            Ok(())
+        },
+    },
+    Field {
+        key: "partition_lease",
+        env: "NETHERITE_PARTITION_LEASE",
+        set: |s, text| {
+            let lease = parse_duration(text)?;
+            check_lease(lease)?;
+            s.partition_lease = lease;
             Ok(())
         },
     },
@@ -463,6 +484,14 @@ fn check_idle(idle: Duration) -> Result<(), String> {
             "{idle:?} is not within 1ms..={}h",
             CHECKPOINT_IDLE_LIMIT.as_secs() / 3600
         ));
+    }
+    Ok(())
+}
+
+fn check_lease(lease: Duration) -> Result<(), String> {
+    let (min, max) = PARTITION_LEASE_RANGE;
+    if lease < min || lease > max {
+        return Err(format!("{lease:?} is not within {min:?}..={max:?}"));
     }
     Ok(())
 }

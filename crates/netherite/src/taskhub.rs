@@ -9,6 +9,7 @@
 //!   p00/ input/      partition 0's durable input queue
 //!        log/        partition 0's commit log
 //!        store/      partition 0's checkpoints
+//!        lease       who may write partition 0, when nodes share the directory
 //!   p01/ ...
 //! ```
 //!
@@ -21,7 +22,9 @@
 //!
 //! The lock (an exclusive kernel lock on `taskhub.lock`, dropped when the handle is dropped or
 //! the process dies, kill -9 included) keeps a second process off a directory in use, and
-//! makes creation race-free: the file is only checked and written under it.
+//! makes creation race-free: the file is only checked and written under it. Nodes that share
+//! the directory (a task hub on Kafka) take the lock shared instead, and fence each partition
+//! with its `lease`; they may race to create the file, each writing a whole one.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::Write;
@@ -99,14 +102,34 @@ impl TaskHub {
     /// [`Error::TaskHubLocked`] when another handle has it open, and
     /// [`Error::InvalidSetting`] when `partition_count` is out of range.
     pub fn open(dir: impl AsRef<Path>, partition_count: u32) -> Result<TaskHub, Error> {
-        let dir = dir.as_ref().to_path_buf();
+        TaskHub::open_locked(dir.as_ref(), partition_count, Sharing::Alone)
+    }
+
+    /// Opens the task hub in `dir` as [`open`](Self::open) does, for one node of several that
+    /// share the directory: the lock taken is a shared one, so other nodes open it too, while
+    /// a process that wants it alone ([`open`](Self::open)) is kept out, and keeps them out.
+    /// The partitions are then fenced one by one (see [`crate::host::FileStorage::leased`]).
+    pub fn open_shared(dir: impl AsRef<Path>, partition_count: u32) -> Result<TaskHub, Error> {
+        TaskHub::open_locked(dir.as_ref(), partition_count, Sharing::Shared)
+    }
+
+    fn open_locked(dir: &Path, partition_count: u32, sharing: Sharing) -> Result<TaskHub, Error> {
+        let dir = dir.to_path_buf();
         check_count(partition_count)?;
         fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
-        let lock = lock(&dir)?;
+        let lock = lock(&dir, sharing)?;
 
+        // Nodes sharing the directory may both create the file: each writes a whole one and
+        // renames it into place, and each then uses what is there.
         let meta = match read(&dir)? {
             Some(meta) => meta,
-            None => create(&dir, partition_count)?,
+            None => {
+                create(&dir, partition_count)?;
+                read(&dir)?.ok_or_else(|| Error::TaskHubCorrupt {
+                    path: dir.join(TASKHUB_FILE),
+                    reason: "missing right after it was written".into(),
+                })?
+            }
         };
         if meta.partition_count != partition_count {
             return Err(Error::PartitionCountMismatch {
@@ -229,8 +252,15 @@ fn is_partition_dir(name: &str) -> bool {
     name.len() >= 3 && name.starts_with('p') && name[1..].chars().all(|c| c.is_ascii_digit())
 }
 
+/// Whether a process opens the task hub alone or beside other nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sharing {
+    Alone,
+    Shared,
+}
+
 /// Writes a new `taskhub.toml` atomically: temporary file, fsync, rename, fsync directory.
-fn create(dir: &Path, partition_count: u32) -> Result<TaskHubMeta, Error> {
+fn create(dir: &Path, partition_count: u32) -> Result<(), Error> {
     let meta = TaskHubMeta {
         format_version: FORMAT_VERSION,
         partition_count,
@@ -245,7 +275,7 @@ fn create(dir: &Path, partition_count: u32) -> Result<TaskHubMeta, Error> {
          partition count cannot change.\n{body}"
     );
 
-    let temp = dir.join(TEMP_FILE);
+    let temp = dir.join(format!("{TEMP_FILE}.{}", std::process::id()));
     let mut file = File::create(&temp).map_err(|e| io_error("create", &temp, e))?;
     file.write_all(text.as_bytes())
         .map_err(|e| io_error("write", &temp, e))?;
@@ -254,7 +284,7 @@ fn create(dir: &Path, partition_count: u32) -> Result<TaskHubMeta, Error> {
     fs::rename(&temp, &path).map_err(|e| io_error("rename", &path, e))?;
     sync_dir(dir)?;
     tracing::info!(path = %path.display(), partitions = partition_count, "task hub created");
-    Ok(meta)
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), Error> {
@@ -263,8 +293,9 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
         .map_err(|e| io_error("fsync", dir, e))
 }
 
-/// Takes the exclusive lock of `dir`, or fails at once if anyone holds it.
-fn lock(dir: &Path) -> Result<File, Error> {
+/// Takes the lock of `dir`, exclusive or shared as `sharing` says, or fails at once if a
+/// holder keeps it from being taken.
+fn lock(dir: &Path, sharing: Sharing) -> Result<File, Error> {
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .read(true)
@@ -273,7 +304,11 @@ fn lock(dir: &Path) -> Result<File, Error> {
         .truncate(false)
         .open(&path)
         .map_err(|e| io_error("open", &path, e))?;
-    match file.try_lock() {
+    let locked = match sharing {
+        Sharing::Alone => file.try_lock(),
+        Sharing::Shared => file.try_lock_shared(),
+    };
+    match locked {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(Error::TaskHubLocked {
             dir: dir.to_path_buf(),

@@ -11,30 +11,16 @@ mod engine_support;
 use std::path::Path;
 
 use engine_support::*;
+use netherite::Engine;
 use netherite::kafka::KafkaOptions;
-use netherite::{Engine, Netherite};
 use netherite_core::model::{EventKind, OrchestrationStatus};
 
 fn broker() -> Option<String> {
-    match std::env::var("NETHERITE_TEST_KAFKA") {
-        Ok(address) if !address.is_empty() => Some(address),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("NETHERITE_TEST_KAFKA is not set: CI must run the Kafka stories")
-        }
-        _ => {
-            eprintln!("NETHERITE_TEST_KAFKA is not set: the Kafka engine stories are skipped");
-            None
-        }
-    }
+    kafka_broker("Kafka engine")
 }
 
 async fn engine_on(dir: &Path, options: &KafkaOptions) -> Engine {
-    Netherite::builder()
-        .settings(settings(dir))
-        .registry(registry())
-        .start_on_kafka(options.clone())
-        .await
-        .expect("the engine starts on kafka")
+    start_alone_on_kafka(settings(dir), options.clone()).await
 }
 
 /// Sub-orchestrations on other partitions and a hello sequence complete over Kafka; after a

@@ -1,7 +1,8 @@
-//! Faults on the way to Kafka (feature `kafka`), with a broker this story runs itself: the
-//! tansu binary named by `NETHERITE_TEST_TANSU` (`.ci/kafka-tests` builds one), on a free
-//! loopback port, with its SQLite database in a temporary directory. Outside CI, without the
-//! binary, the story says it is skipped; in CI (`CI=true`) that is a failure.
+//! Faults on the way to Kafka (feature `kafka`), with brokers these stories run themselves:
+//! the tansu binary named by `NETHERITE_TEST_TANSU` (`.ci/kafka-tests` builds one), on a free
+//! loopback port, with its SQLite database in a temporary directory: a broker killed and
+//! restarted mid-run, and one that comes up only after the engine started. Outside CI,
+//! without the binary, the stories say they are skipped; in CI (`CI=true`) that is a failure.
 
 #![cfg(feature = "kafka")]
 
@@ -13,7 +14,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engine_support::*;
-use netherite::Netherite;
 use netherite::client::output;
 use netherite::kafka::KafkaOptions;
 use netherite_core::model::{EventKind, OrchestrationStatus};
@@ -28,22 +28,26 @@ struct Broker {
 
 impl Broker {
     fn start(bin: PathBuf, dir: &Path) -> Broker {
-        let port = free_port();
-        let mut broker = Broker {
-            bin,
-            dir: dir.to_path_buf(),
-            port,
-            child: None,
-        };
+        let mut broker = Broker::not_started(bin, dir);
         broker.restart();
         broker
+    }
+
+    /// A broker with a port of its own, not running yet.
+    fn not_started(bin: PathBuf, dir: &Path) -> Broker {
+        Broker {
+            bin,
+            dir: dir.to_path_buf(),
+            port: free_port(),
+            child: None,
+        }
     }
 
     fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Starts the process on the same port and database, and waits until it accepts.
+    /// Starts the process on its port and database, and waits until it accepts.
     fn restart(&mut self) {
         let url = format!("tcp://{}", self.address());
         let child = Command::new(&self.bin)
@@ -116,12 +120,7 @@ async fn a_broker_restarted_mid_run_loses_and_repeats_nothing() {
     let mut broker = Broker::start(bin, broker_dir.path());
     let dir = tempfile::tempdir().expect("a temporary directory");
     let options = KafkaOptions::new(broker.address(), "faults", PARTITIONS);
-    let engine = Netherite::builder()
-        .settings(settings(dir.path()))
-        .registry(registry())
-        .start_on_kafka(options)
-        .await
-        .expect("the engine starts on kafka");
+    let engine = start_alone_on_kafka(settings(dir.path()), options).await;
     let client = engine.client();
 
     // Phase 1: parents whose children live on other partitions start; the broker dies.
@@ -166,5 +165,40 @@ async fn a_broker_restarted_mid_run_loses_and_repeats_nothing() {
         let ends = count(|k| matches!(k, EventKind::ExecutionCompleted(_)));
         assert_eq!((starts, ends), (1, 1), "{id}");
     }
+    engine.shutdown().await.expect("clean shutdown");
+}
+
+/// A broker that is not there when the engine starts: the start keeps trying with a growing
+/// pause instead of failing or crashing, and once the broker comes up the engine runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_comes_up_late_is_waited_for() {
+    let Some(bin) = tansu() else {
+        return;
+    };
+    let broker_dir = tempfile::tempdir().expect("a temporary directory");
+    let mut broker = Broker::not_started(bin, broker_dir.path());
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let options = KafkaOptions::new(broker.address(), "late", PARTITIONS);
+
+    // Phase 1: nothing listens; the start is still trying after a few seconds.
+    let starting = tokio::spawn(start_alone_on_kafka(settings(dir.path()), options));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !starting.is_finished(),
+        "the start gave up on a broker that was not up yet"
+    );
+
+    // Phase 2: the broker comes up; the start finishes and orchestrations run.
+    broker.restart();
+    let engine = starting.await.expect("the start's task joins");
+    let client = engine.client();
+    let id = run(&client, "Parent", "late-parent", &3u64).await;
+    let done = client
+        .wait_for_completion(&id, Duration::from_secs(90))
+        .await
+        .expect("finishes");
+    assert_eq!(done.status, OrchestrationStatus::Completed);
+    let sum: u64 = output(&done).expect("an output");
+    assert_eq!(sum, 2 * (1 + 2));
     engine.shutdown().await.expect("clean shutdown");
 }

@@ -49,6 +49,12 @@ fn code_settings_are_validated() {
     };
     let error = settings.validate().expect_err("no idle time");
     assert!(error.to_string().contains("checkpoint_idle"), "{error}");
+    let settings = Settings {
+        partition_lease: Duration::from_millis(100),
+        ..Settings::default()
+    };
+    let error = settings.validate().expect_err("a lease too short to renew");
+    assert!(error.to_string().contains("partition_lease"), "{error}");
 }
 
 /// Every setting can come from a TOML file, as an integer or as a string with a unit; what
@@ -67,6 +73,7 @@ fn a_file_sets_every_setting() {
             activities_concurrency_max = "8"
             orchestrations_concurrency_max = 16
             payload_bytes_max = 65536
+            partition_lease = "4s"
         "#,
     );
     let settings = Settings::from_toml_file(&path).expect("a good file");
@@ -79,6 +86,7 @@ fn a_file_sets_every_setting() {
         activities_concurrency_max: 8,
         orchestrations_concurrency_max: 16,
         payload_bytes_max: 65536,
+        partition_lease: Duration::from_secs(4),
     };
     assert_eq!(settings, expected);
 

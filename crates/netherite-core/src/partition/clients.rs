@@ -1,4 +1,5 @@
-//! Client requests: create, raise, terminate, suspend, resume, signal, purge, rewind, wait.
+//! Client requests: create, raise, terminate, suspend, resume, signal, purge, rewind, wait,
+//! and reads for clients in other processes.
 //!
 //! Each request is first checked against the client's sequence number: a retry is answered
 //! again from the kept answer, or ignored. A new request is validated (the instance must live
@@ -103,6 +104,19 @@ impl PartitionState {
             ClientRequest::WaitFor(wait) => return self.wait_for(step, client, seq, wait),
             ClientRequest::ReleaseEntityLock { entity, holder } => {
                 self.release_entity_lock(step, entity, holder)
+            }
+            ClientRequest::Read(read) => {
+                // Not kept for retries: the answer may be a large page.
+                let response = ClientResponse::Read(Box::new(self.read(read)));
+                let after = step.at;
+                let answer = RespondToClient {
+                    after,
+                    client,
+                    seq,
+                    response,
+                };
+                step.effects.push(Effect::RespondToClient(answer));
+                return None;
             }
         };
         Some(outcome.unwrap_or_else(ClientResponse::Rejected))

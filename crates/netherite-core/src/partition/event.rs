@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::effect::StartEpisode;
 use super::index::InstanceFilter;
+use super::read::ReadEvent;
 use crate::codec::Record;
 use crate::entity::{EntityBatchResult, LockHolder};
 use crate::ids::RequestSeq;
@@ -235,6 +236,10 @@ pub enum ClientRequest {
         /// Who must hold the lock now.
         holder: LockHolder,
     },
+    /// Answer a read from the partition's state, for a client whose process does not host
+    /// the partition. Logged like any request, so it costs an append; the answer is not kept
+    /// for retries (it may be a large page), so a retried read goes unanswered.
+    Read(ReadEvent),
 }
 
 /// A request to start an orchestration.

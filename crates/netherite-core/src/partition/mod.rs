@@ -3,7 +3,8 @@
 //! A partition owns the instances and entities placed on it. Everything that changes it is an
 //! [`UpdateEvent`], logged in the partition's commit log at a [`CommitPosition`] before or
 //! while it is applied; [`PartitionState::apply`] changes the state and returns [`Effect`]s as
-//! values. Reads ([`ReadEvent`]) are never logged and only borrow the state.
+//! values. Reads ([`ReadEvent`]) only borrow the state; they are logged only when a client of
+//! another process asks through the input ([`ClientRequest::Read`]).
 //!
 //! ```text
 //!  input stream: PartitionMessages, ClientRequest        ─┐

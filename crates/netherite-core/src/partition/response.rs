@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::read::ReadResult;
 use super::view::InstanceView;
 use crate::ids::{ExecutionId, InstanceId, PartitionId};
 use crate::model::OrchestrationStatus;
@@ -34,6 +35,8 @@ pub enum ClientResponse {
     Rejected(Rejection),
     /// An entity lock was released (`true`), or was no longer held by the one named.
     LockReleased(bool),
+    /// The answer to a [`Read`](super::event::ClientRequest::Read).
+    Read(Box<ReadResult>),
 }
 
 /// Why a request was turned down.

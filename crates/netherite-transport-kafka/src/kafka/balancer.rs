@@ -1,11 +1,12 @@
 //! Ownership proposals from a Kafka consumer group.
 //!
-//! Every node joins the group `H.nodes` on the topic `H.owners`, which has one Kafka partition
-//! per netherite partition and is never written. The broker's coordinator and the group's
-//! leader assign its partitions among the live members; the rebalance callbacks tell this
-//! node what it gained and lost, and the balancer turns that into [`Ownership`] proposals for
-//! every watcher. The cooperative-sticky assignor moves only the partitions that must move, so
-//! a node joining or leaving does not restart the partitions that stay.
+//! Every node joins the group `H.nodes` (or the one the options name) on the topic `H.owners`,
+//! which has one Kafka partition per netherite partition and is never written. The broker's
+//! coordinator and the group's leader assign its partitions among the live members; the
+//! rebalance callbacks tell this node what it gained and lost, and the balancer turns that into
+//! [`Ownership`] proposals for every watcher. The cooperative-sticky assignor moves only the
+//! partitions that must move, so a node joining or leaving does not restart the partitions
+//! that stay.
 //!
 //! The group notices a dead node after the session timeout; a paused node that wakes up late
 //! may still believe it owns its old partitions. That is why this is only a proposal: the
@@ -126,7 +127,7 @@ impl Balancer {
         let session = options.session_timeout.as_millis();
         let consumer: StreamConsumer<Context> = options
             .client_config()
-            .set("group.id", format!("{}.nodes", options.hub))
+            .set("group.id", options.node_group())
             .set("client.id", node.0.as_str())
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", session.to_string())

@@ -38,6 +38,11 @@ pub struct KafkaOptions {
     /// How long the broker waits for a silent node before it reassigns its partitions
     /// (the consumer group's session timeout). Default 6 s.
     pub session_timeout: Duration,
+    /// The consumer group through which the nodes of the hub share its partitions; `None`
+    /// (the default) is `H.nodes`. Every node of a hub must name the same group. Set it where
+    /// the broker's access rules prescribe group names, or to start over in a group with no
+    /// memory of earlier members.
+    pub node_group: Option<String>,
     /// Extra librdkafka settings for every client (for example `security.protocol`,
     /// `sasl.mechanism`, `sasl.username`, `sasl.password` for a managed service).
     pub extra: Vec<(String, String)>,
@@ -59,6 +64,7 @@ impl KafkaOptions {
             send_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             session_timeout: Duration::from_secs(6),
+            node_group: None,
             extra: Vec::new(),
         }
     }
@@ -78,6 +84,14 @@ impl KafkaOptions {
         if self.hub.is_empty() || self.hub.len() > 200 || !self.hub.chars().all(name_ok) {
             return invalid("the hub name must be 1 to 200 of [A-Za-z0-9._-]");
         }
+        let group_ok = |g: &String| !g.is_empty() && g.len() <= 200 && g.chars().all(name_ok);
+        if self
+            .node_group
+            .as_ref()
+            .is_some_and(|group| !group_ok(group))
+        {
+            return invalid("the node group's name must be 1 to 200 of [A-Za-z0-9._-]");
+        }
         if self.partition_count == 0 || self.response_partitions == 0 {
             return invalid("partition counts must be at least 1");
         }
@@ -85,6 +99,12 @@ impl KafkaOptions {
             return invalid("partition counts must fit Kafka's 32-bit partition numbers");
         }
         Ok(())
+    }
+
+    /// The consumer group of the hub's nodes.
+    pub(crate) fn node_group(&self) -> String {
+        let default = || format!("{}.nodes", self.hub);
+        self.node_group.clone().unwrap_or_else(default)
     }
 
     /// The settings every client of this transport shares.
@@ -101,5 +121,40 @@ impl KafkaOptions {
             config.set(key, value);
         }
         config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Options no broker could serve are refused before anything connects, each with a reason;
+    /// the node group defaults to `H.nodes`.
+    #[test]
+    fn impossible_options_are_refused() {
+        let good = KafkaOptions::new("127.0.0.1:9092", "hub", 4);
+        assert!(good.check().is_ok());
+        assert_eq!(good.node_group(), "hub.nodes");
+
+        let bad = [
+            KafkaOptions::new(" ", "hub", 4),
+            KafkaOptions::new("127.0.0.1:9092", "a hub", 4),
+            KafkaOptions::new("127.0.0.1:9092", "hub", 0),
+            KafkaOptions {
+                node_group: Some(String::new()),
+                ..good.clone()
+            },
+            KafkaOptions {
+                node_group: Some("nodes/1".into()),
+                ..good.clone()
+            },
+        ];
+        for options in bad {
+            let error = options.check().expect_err("impossible options");
+            assert!(
+                matches!(error, Error::InvalidArgument { .. }),
+                "{options:?}: {error}"
+            );
+        }
     }
 }

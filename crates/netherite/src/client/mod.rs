@@ -36,7 +36,7 @@ use std::time::Duration;
 use netherite_core::model::{HistoryEvent, OrchestrationStatus, Payload};
 use netherite_core::partition::{
     ClientRequest, ClientResponse, CreateInstance, InstanceView, ReadEvent, ReadResult, Rejection,
-    WaitUntil,
+    WaitFor, WaitUntil,
 };
 use netherite_core::transport::Transport;
 use netherite_core::{ClientId, InstanceId, PartitionId, partition_of};
@@ -48,7 +48,7 @@ use self::pipeline::Pipelines;
 pub use self::query::QueryPage;
 use crate::Error;
 use crate::engine::HostMap;
-use crate::host::random_u128;
+use crate::host::{random_u128, system_now};
 use crate::settings::Settings;
 
 /// How a client behaves.
@@ -286,19 +286,52 @@ impl Client {
         until: WaitUntil,
         timeout: Duration,
     ) -> Result<InstanceView, Error> {
-        let timed_out = || Error::Timeout {
+        let timed_out = || timeout_error(instance, until, timeout);
+        let partition = self.partition_of(instance);
+        if let Some(host) = self.inner.hosts.hosted(partition) {
+            let waited = tokio::time::timeout(timeout, host.wait(instance.clone(), until)).await;
+            match waited {
+                Err(_) => return Err(timed_out()),
+                Ok(Err(Error::PartitionStopped { .. })) => {
+                    tracing::debug!(partition = %partition, "host stopped; waiting via the input");
+                }
+                Ok(done) => return done,
+            }
+        }
+        self.wait_remote(instance, until, timeout).await
+    }
+
+    /// Waits through the partition's input, for a partition this process does not host: the
+    /// partition keeps the wait in its state and answers when the condition holds or the
+    /// deadline passes.
+    async fn wait_remote(
+        &self,
+        instance: &InstanceId,
+        until: WaitUntil,
+        timeout: Duration,
+    ) -> Result<InstanceView, Error> {
+        let timed_out = || timeout_error(instance, until, timeout);
+        let wait = WaitFor {
             instance: instance.clone(),
-            until: until_name(until),
-            waited: timeout,
+            until,
+            deadline: Some(system_now().saturating_add(timeout)),
+            payloads: true,
         };
-        let deadline = tokio::time::Instant::now() + timeout;
-        let host =
-            tokio::time::timeout_at(deadline, self.inner.hosts.get(self.partition_of(instance)))
-                .await
-                .map_err(|_| timed_out())??;
-        tokio::time::timeout_at(deadline, host.wait(instance.clone(), until))
+        let call = self
+            .inner
+            .pipelines
+            .call(self.partition_of(instance), ClientRequest::WaitFor(wait));
+        // The partition answers at the deadline; the margin covers the trip back.
+        let limit = timeout.saturating_add(WAIT_ANSWER_MARGIN);
+        match tokio::time::timeout(limit, call)
             .await
-            .map_err(|_| timed_out())?
+            .map_err(|_| timed_out())??
+        {
+            ClientResponse::Instance(view) => Ok(*view),
+            ClientResponse::Rejected(Rejection::DeadlineExceeded { .. }) => Err(timed_out()),
+            ClientResponse::Rejected(rejection) => Err(rejected(rejection, "a wait")),
+            other => Err(unexpected("WaitFor", &other)),
+        }
     }
 
     /// Sends `request`, as it is, to the partition of `instance` and returns the answer; a
@@ -362,8 +395,26 @@ impl Client {
         })?
     }
 
+    /// Answers `read` from the live state of `partition`: on its host when this process has
+    /// it, else through the partition's input (logged there, one append).
     async fn read(&self, partition: PartitionId, read: ReadEvent) -> Result<ReadResult, Error> {
-        self.inner.hosts.read(partition, read).await
+        if let Some(host) = self.inner.hosts.hosted(partition) {
+            match host.read(read.clone()).await {
+                Err(Error::PartitionStopped { .. }) => {
+                    tracing::debug!(partition = %partition, "host stopped; reading via the input");
+                }
+                done => return done,
+            }
+        }
+        self.inner.hosts.check_open()?;
+        match self
+            .call_partition(partition, ClientRequest::Read(read))
+            .await?
+        {
+            ClientResponse::Read(result) => Ok(*result),
+            ClientResponse::Rejected(rejection) => Err(rejected(rejection, "a read")),
+            other => Err(unexpected("Read", &other)),
+        }
     }
 
     fn partition_of(&self, instance: &InstanceId) -> PartitionId {
@@ -401,6 +452,10 @@ impl Client {
         Ok(())
     }
 }
+
+/// How long past its deadline a wait through the input may take to be answered (the answer's
+/// trip back through the client's response queue) before the client gives up on it.
+const WAIT_ANSWER_MARGIN: Duration = Duration::from_secs(5);
 
 /// The terminal statuses: those a restart under the same id may replace.
 const TERMINAL: [OrchestrationStatus; 4] = [
@@ -458,6 +513,14 @@ fn not_found(instance: &InstanceId) -> Error {
     }
 }
 
+fn timeout_error(instance: &InstanceId, until: WaitUntil, waited: Duration) -> Error {
+    Error::Timeout {
+        instance: instance.clone(),
+        until: until_name(until),
+        waited,
+    }
+}
+
 fn until_name(until: WaitUntil) -> &'static str {
     match until {
         WaitUntil::Start => "start",
@@ -478,6 +541,7 @@ fn request_name(request: &ClientRequest) -> &'static str {
         ClientRequest::Rewind { .. } => "a rewind",
         ClientRequest::WaitFor(_) => "a wait",
         ClientRequest::ReleaseEntityLock { .. } => "releasing an entity lock",
+        ClientRequest::Read(_) => "a read",
     }
 }
 

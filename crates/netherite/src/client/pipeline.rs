@@ -1,17 +1,22 @@
 //! How a client's requests reach partitions and how their answers come back.
 //!
-//! Partitions deduplicate a client's requests by sequence number: one at or below the highest
-//! number seen from the client is taken for a retry. So the requests of one client must enter
-//! a partition's input queue in number order. One task per partition does that: it takes the
-//! requests waiting for its partition, numbers them in order, and sends them in one call (one
-//! durable append for many requests), retrying the same call until it succeeds.
+//! Partitions deduplicate a client's requests by sequence number: a number seen before, or one
+//! too far below the highest seen from the client, is taken for a retry. So the requests of
+//! one client should enter a partition's input queue in number order, and each partition gets
+//! numbers of its own. One task per partition does that: it takes the requests waiting for its
+//! partition, numbers them in order, and sends them in one call (one durable append for many
+//! requests), retrying the same call until it succeeds.
+//!
+//! When this process hosts the partition, the requests go straight to its host instead, and
+//! the task keeps a copy of each until it is answered: a host that stops first (its partition
+//! moved to another node) may not have logged them, so they go again through the transport,
+//! under the same numbers.
 //!
 //! Answers come back on the client's own response queue, which one task reads; it hands each
 //! answer to the caller waiting for that number. An answer nobody waits for any more (a caller
 //! that timed out, a duplicate) is dropped.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::Error;
 use crate::engine::HostMap;
+use crate::host::PartitionHost;
 use crate::wire::{self, ClientMessage, InputMessage};
 
 /// The most requests one send to a partition carries.
@@ -77,6 +83,14 @@ impl Pending {
         waiting.callers.insert(seq, reply);
     }
 
+    /// Whether a caller still waits for the answer to `seq`.
+    fn is_waiting(&self, seq: RequestSeq) -> bool {
+        self.lock()
+            .callers
+            .get(&seq)
+            .is_some_and(|reply| !reply.is_closed())
+    }
+
     fn answer(&self, seq: RequestSeq, answer: Answer) {
         if let Some(reply) = self.lock().callers.remove(&seq) {
             let _ = reply.send(answer);
@@ -124,7 +138,6 @@ impl Pipelines {
         };
         tokio::spawn(reader.run(responses));
 
-        let seq = Arc::new(AtomicU64::new(1));
         let queues = (0..transport.partition_count())
             .map(|p| {
                 let (queue, receiver) = mpsc::channel(QUEUE_MAX);
@@ -134,7 +147,8 @@ impl Pipelines {
                     transport: transport.clone(),
                     hosts: hosts.clone(),
                     pending: pending.clone(),
-                    seq: seq.clone(),
+                    next: 1,
+                    direct: None,
                 };
                 tokio::spawn(sender.run(receiver));
                 queue
@@ -171,12 +185,35 @@ struct Sender {
     transport: Arc<dyn Transport>,
     hosts: Arc<HostMap>,
     pending: Arc<Pending>,
-    seq: Arc<AtomicU64>,
+    /// The number of the next request, below the partition's bits (see [`numbered_seq`]).
+    next: u64,
+    /// Requests handed to this process's host of the partition and not answered yet.
+    direct: Option<Direct>,
+}
+
+/// Requests handed straight to a host, kept until answered: if the host stops first (its
+/// partition moved to another node, or failed), they may never have been logged, so they go
+/// again through the transport under the same numbers, and the partition's deduplication
+/// answers again those that were logged.
+struct Direct {
+    host: Arc<PartitionHost>,
+    requests: Vec<(RequestSeq, ClientRequest)>,
 }
 
 impl Sender {
-    async fn run(self, mut queue: mpsc::Receiver<Outgoing>) {
-        while let Some(first) = queue.recv().await {
+    async fn run(mut self, mut queue: mpsc::Receiver<Outgoing>) {
+        loop {
+            let host = self.direct.as_ref().map(|direct| direct.host.clone());
+            let first = tokio::select! {
+                first = queue.recv() => first,
+                () = host_ended(host) => {
+                    self.resend_direct().await;
+                    continue;
+                }
+            };
+            let Some(first) = first else {
+                return;
+            };
             let mut batch = vec![first];
             while batch.len() < SEND_REQUESTS_MAX {
                 match queue.try_recv() {
@@ -191,17 +228,19 @@ impl Sender {
     /// Numbers `batch`, registers its callers and sends it: straight to the partition's host
     /// when this process hosts it (its commit log is then the request's only durable record),
     /// else through the transport, retrying while that may help.
-    async fn send(&self, batch: Vec<Outgoing>) {
+    async fn send(&mut self, batch: Vec<Outgoing>) {
         let mut numbered = Vec::with_capacity(batch.len());
         for outgoing in batch {
-            let seq = RequestSeq(self.seq.fetch_add(1, Ordering::Relaxed));
+            let seq = numbered_seq(self.partition, self.next);
+            self.next += 1;
             self.pending.insert(seq, outgoing.reply);
             numbered.push((seq, outgoing.request));
         }
         if let Some(host) = self.hosts.hosted(self.partition) {
             // A host that stopped took nothing; the transport then carries the same numbers.
+            let copies = numbered.clone();
             match host.submit(self.client, numbered).await {
-                Ok(()) => return,
+                Ok(()) => return self.keep_direct(host, copies).await,
                 Err(returned) => {
                     tracing::debug!(partition = %self.partition,
                         "host stopped; requests sent through the transport");
@@ -210,6 +249,47 @@ impl Sender {
             }
         }
         self.send_through_transport(numbered).await;
+    }
+
+    /// Keeps `requests`, just handed to `host`, until they are answered; the unanswered ones
+    /// handed to an earlier host go again through the transport.
+    async fn keep_direct(
+        &mut self,
+        host: Arc<PartitionHost>,
+        mut requests: Vec<(RequestSeq, ClientRequest)>,
+    ) {
+        if self
+            .direct
+            .as_ref()
+            .is_some_and(|direct| !Arc::ptr_eq(&direct.host, &host))
+        {
+            self.resend_direct().await;
+        }
+        let direct = self.direct.get_or_insert_with(|| Direct {
+            host,
+            requests: Vec::new(),
+        });
+        let pending = &self.pending;
+        direct.requests.retain(|(seq, _)| pending.is_waiting(*seq));
+        direct.requests.append(&mut requests);
+    }
+
+    /// Sends again through the transport what a host that stopped left unanswered.
+    async fn resend_direct(&mut self) {
+        let Some(direct) = self.direct.take() else {
+            return;
+        };
+        let pending = &self.pending;
+        let unanswered: Vec<_> = direct
+            .requests
+            .into_iter()
+            .filter(|(seq, _)| pending.is_waiting(*seq))
+            .collect();
+        if !unanswered.is_empty() {
+            tracing::debug!(partition = %self.partition, requests = unanswered.len(),
+                "host stopped before answering; requests sent again through the transport");
+            self.send_through_transport(unanswered).await;
+        }
     }
 
     async fn send_through_transport(&self, numbered: Vec<(RequestSeq, ClientRequest)>) {
@@ -258,6 +338,26 @@ impl Sender {
             }
         }
     }
+}
+
+/// Resolves once `host` has stopped; never without one.
+async fn host_ended(host: Option<Arc<PartitionHost>>) {
+    match host {
+        Some(host) => host.ended().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The bits of a request number below the partition's.
+const SEQ_PARTITION_SHIFT: u32 = 40;
+
+/// The number of the `n`th request of a client to `partition`: the partition in the high bits,
+/// `n` below them. Each partition sees its own gapless run of numbers, so how far a late
+/// request lags behind the newest (what deduplication tolerates, `CLIENT_SEQ_LAG_MAX`) counts
+/// only requests to that partition; and numbers stay unique across partitions, so one map of
+/// waiting callers serves all. 2^40 requests per partition outlast any client.
+fn numbered_seq(partition: PartitionId, n: u64) -> RequestSeq {
+    RequestSeq(u64::from(partition.0) << SEQ_PARTITION_SHIFT | n)
 }
 
 /// Whether a failed send may succeed later: I/O trouble, or a full queue (back-pressure).

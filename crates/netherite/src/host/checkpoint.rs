@@ -288,6 +288,7 @@ mod tests {
             log: Arc::new(MemoryDisk::new(512).expect("unused").open()),
             store_log: Arc::new(log.open()),
             store_checkpoints: Arc::new(checkpoints.open()),
+            fence: None,
         }
     }
 

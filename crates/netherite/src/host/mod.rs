@@ -28,6 +28,8 @@ mod checkpointer;
 mod clock;
 mod durability;
 mod input;
+#[cfg(feature = "file")]
+mod lease;
 mod outbox;
 mod oversize;
 mod recovery;
@@ -56,8 +58,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use self::checkpointer::{Cadence, CheckpointTask, Checkpointer};
-pub(crate) use self::clock::random_u128;
 use self::clock::{EventClock, Seeds};
+pub(crate) use self::clock::{random_u128, system_now};
 use self::durability::DurabilityTracker;
 use self::outbox::Outbox;
 pub use self::oversize::PAYLOAD_TOO_LARGE;
@@ -66,7 +68,7 @@ pub(crate) use self::runner::Command;
 use self::runner::Runner;
 #[cfg(feature = "file")]
 pub use self::storage::FileStorage;
-pub use self::storage::{MemoryStorage, PartitionDevices, PartitionStorage};
+pub use self::storage::{MemoryStorage, PartitionDevices, PartitionFence, PartitionStorage};
 pub use self::timer::TIMER_WAIT_MAX;
 use self::waiters::Waiters;
 pub use self::workers::ENTITIES_NOT_SUPPORTED;
@@ -367,6 +369,11 @@ impl PartitionHost {
         let answer = answer.await.map_err(|_| self.stopped());
         let _ = task.await;
         answer?
+    }
+
+    /// Resolves once the partition's loop has ended, for whatever reason.
+    pub(crate) async fn ended(&self) {
+        self.commands.closed().await;
     }
 
     /// Stops the partition at once, as a crash would: nothing more is logged or sent.

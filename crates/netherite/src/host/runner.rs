@@ -35,7 +35,7 @@ use super::input::{Fed, InputFeed};
 use super::outbox::Outbox;
 use super::oversize::{PAYLOAD_TOO_LARGE, RESULT_TOO_LARGE, oversized_payload, replace_by_failure};
 use super::recovery::update_kind;
-use super::storage::PartitionDevices;
+use super::storage::{PartitionDevices, PartitionFence};
 use super::waiters::{WaitReply, Waiters};
 use super::workers::WorkerLink;
 use super::{HostContext, HostStats};
@@ -77,6 +77,8 @@ enum Wake {
     Resubscribe,
     CheckpointDue,
     CheckpointDone,
+    /// The storage's claim on the partition is gone: another node owns it now.
+    FenceLost,
 }
 
 /// The loop's state: everything a partition needs while it runs.
@@ -161,6 +163,7 @@ impl Runner {
     async fn next_wake(&mut self) -> Wake {
         let checkpoint_at = self.checkpointer.idle_deadline();
         let resubscribe_at = self.resubscribe_at;
+        let fence = self.devices.fence.clone();
         tokio::select! {
             biased;
             command = self.commands.recv() => match command {
@@ -171,6 +174,7 @@ impl Runner {
             event = next_input(&mut self.input) => Wake::Input(event),
             () = sleep_until(resubscribe_at) => Wake::Resubscribe,
             () = sleep_until(checkpoint_at) => Wake::CheckpointDue,
+            () = fence_lost(fence) => Wake::FenceLost,
         }
     }
 
@@ -198,6 +202,10 @@ impl Runner {
                 self.checkpointer.collect().await;
                 Ok(())
             }
+            Wake::FenceLost => Err(Error::PartitionStopped {
+                partition: self.partition,
+                reason: "another node took over its lease".into(),
+            }),
         }
     }
 
@@ -498,6 +506,14 @@ async fn next_input(input: &mut Option<InputFeed>) -> Fed {
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when `fence` reports its claim lost; never without a fence.
+async fn fence_lost(fence: Option<Arc<dyn PartitionFence>>) {
+    match fence {
+        Some(fence) => fence.lost().await,
         None => std::future::pending().await,
     }
 }

@@ -8,7 +8,9 @@
 //!   `MemoryStorage` recovers what the previous one made durable, and [`MemoryStorage::crash`]
 //!   drops what was not.
 //! - `FileStorage` (feature `file`): `FileDevice`s under a task hub's data directory, in the
-//!   layout `pNN/log/`, `pNN/store/log/` and `pNN/store/checkpoints/`.
+//!   layout `pNN/log/`, `pNN/store/log/` and `pNN/store/checkpoints/`. Alone on a directory
+//!   it fences with directory locks; nodes sharing one ([`FileStorage::leased`]) fence with a
+//!   lease per partition (`pNN/lease`) whose epoch every device operation checks.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,6 +31,24 @@ pub struct PartitionDevices {
     pub store_log: Arc<dyn LogDevice>,
     /// Under the store's checkpoint manifests.
     pub store_checkpoints: Arc<dyn LogDevice>,
+    /// The claim that keeps other nodes off the partition, when the storage has one beyond
+    /// the devices' own fences; given up after the devices.
+    pub fence: Option<Arc<dyn PartitionFence>>,
+}
+
+/// A node's claim on a partition that outlives single device calls (a lease, renewed in the
+/// background).
+///
+/// Rules: [`lost`](Self::lost) resolves once the claim is gone (taken over by another node,
+/// or no longer renewable), after which the devices refuse every call; [`release`]
+/// (Self::release) gives the claim up so that the next owner may take it at once, and is
+/// harmless to call twice.
+#[async_trait]
+pub trait PartitionFence: Send + Sync + fmt::Debug {
+    /// Resolves when the claim is lost; never, while it holds.
+    async fn lost(&self);
+    /// Gives the claim up.
+    async fn release(&self);
 }
 
 impl PartitionDevices {
@@ -44,6 +64,9 @@ impl PartitionDevices {
                 tracing::warn!(partition = %partition, device = name, %error,
                     "device release failed");
             }
+        }
+        if let Some(fence) = &self.fence {
+            fence.release().await;
         }
     }
 }
@@ -138,6 +161,7 @@ impl PartitionStorage for MemoryStorage {
             log: Arc::new(log.open()),
             store_log: Arc::new(store_log.open()),
             store_checkpoints: Arc::new(store_checkpoints.open()),
+            fence: None,
         })
     }
 }
@@ -158,9 +182,10 @@ mod file {
     use std::path::Path;
     use std::time::Duration;
 
-    use netherite_storage_file::{FileDevice, FileDeviceOptions};
+    use netherite_storage_file::{FileDevice, FileDeviceOptions, Lease};
 
     use super::*;
+    use crate::host::lease::{LeaseKeeper, acquire_waiting};
     use crate::taskhub::TaskHub;
 
     /// How long opening waits for a device that a host of this same process is still letting
@@ -175,14 +200,39 @@ mod file {
     pub struct FileStorage {
         hub: TaskHub,
         options: FileDeviceOptions,
+        lease: Option<LeaseTerms>,
+    }
+
+    /// Who claims partitions, and for how long, when nodes share the directory.
+    #[derive(Clone, Debug)]
+    struct LeaseTerms {
+        owner: String,
+        ttl: Duration,
     }
 
     impl FileStorage {
-        /// Storage in the directory of `hub` (whose lock it holds while it lives).
+        /// Storage in the directory of `hub` (whose lock it holds while it lives), for one
+        /// node: each device directory is locked while open.
         pub fn new(hub: TaskHub) -> FileStorage {
             FileStorage {
                 hub,
                 options: FileDeviceOptions::default(),
+                lease: None,
+            }
+        }
+
+        /// Storage in a directory that several nodes share: opening a partition claims its
+        /// lease (`pNN/lease`) for `owner`, waiting while another node's claim is live, and
+        /// renews it every quarter of `ttl`. Every device operation checks the lease's epoch,
+        /// so a node that lost the claim (paused past it, say) cannot write any more.
+        pub fn leased(hub: TaskHub, owner: impl Into<String>, ttl: Duration) -> FileStorage {
+            let lease = LeaseTerms {
+                owner: owner.into(),
+                ttl,
+            };
+            FileStorage {
+                lease: Some(lease),
+                ..FileStorage::new(hub)
             }
         }
 
@@ -196,31 +246,88 @@ mod file {
                     {
                         tokio::time::sleep(LOCK_RETRY_PAUSE).await;
                     }
-                    Err(source) => {
-                        return Err(Error::Storage {
-                            partition,
-                            what: format!("opening the device in {}", dir.display()),
-                            source: Box::new(source),
-                        });
-                    }
+                    Err(source) => return Err(open_failed(partition, dir, source)),
                 }
             }
+        }
+
+        async fn open_leased(
+            &self,
+            partition: PartitionId,
+            terms: &LeaseTerms,
+        ) -> Result<PartitionDevices, Error> {
+            let path = self.hub.partition_dir(partition).join("lease");
+            let lease = acquire_waiting(partition, path, &terms.owner, terms.ttl).await?;
+            let keeper = LeaseKeeper::start(partition, lease.clone());
+            let opened = self.open_devices_leased(partition, &lease).await;
+            let [log, store_log, store_checkpoints] = match opened {
+                Ok(devices) => devices,
+                Err(error) => {
+                    keeper.release().await;
+                    return Err(error);
+                }
+            };
+            Ok(PartitionDevices {
+                log: Arc::new(log),
+                store_log: Arc::new(store_log),
+                store_checkpoints: Arc::new(store_checkpoints),
+                fence: Some(Arc::new(keeper)),
+            })
+        }
+
+        async fn open_devices_leased(
+            &self,
+            partition: PartitionId,
+            lease: &Arc<Lease>,
+        ) -> Result<[FileDevice; 3], Error> {
+            let open = |dir: std::path::PathBuf| async move {
+                FileDevice::open_leased(&dir, self.options, lease.clone())
+                    .await
+                    .map_err(|source| open_failed(partition, &dir, source))
+            };
+            let [log, store_log, checkpoints] = self.device_dirs(partition);
+            Ok([
+                open(log).await?,
+                open(store_log).await?,
+                open(checkpoints).await?,
+            ])
+        }
+
+        /// The directories of the commit log, the store's log and its checkpoints.
+        fn device_dirs(&self, partition: PartitionId) -> [std::path::PathBuf; 3] {
+            let store = self.hub.store_dir(partition);
+            [
+                self.hub.log_dir(partition),
+                store.join("log"),
+                store.join("checkpoints"),
+            ]
+        }
+    }
+
+    fn open_failed(
+        partition: PartitionId,
+        dir: &Path,
+        source: netherite_storage_file::Error,
+    ) -> Error {
+        Error::Storage {
+            partition,
+            what: format!("opening the device in {}", dir.display()),
+            source: Box::new(source),
         }
     }
 
     #[async_trait]
     impl PartitionStorage for FileStorage {
         async fn open(&self, partition: PartitionId) -> Result<PartitionDevices, Error> {
-            let store = self.hub.store_dir(partition);
-            let log = self
-                .open_one(&self.hub.log_dir(partition), partition)
-                .await?;
-            let store_log = self.open_one(&store.join("log"), partition).await?;
-            let checkpoints = self.open_one(&store.join("checkpoints"), partition).await?;
+            if let Some(terms) = &self.lease {
+                return self.open_leased(partition, terms).await;
+            }
+            let [log, store_log, checkpoints] = self.device_dirs(partition);
             Ok(PartitionDevices {
-                log: Arc::new(log),
-                store_log: Arc::new(store_log),
-                store_checkpoints: Arc::new(checkpoints),
+                log: Arc::new(self.open_one(&log, partition).await?),
+                store_log: Arc::new(self.open_one(&store_log, partition).await?),
+                store_checkpoints: Arc::new(self.open_one(&checkpoints, partition).await?),
+                fence: None,
             })
         }
     }

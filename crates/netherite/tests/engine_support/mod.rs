@@ -308,3 +308,40 @@ fn activities(registry: &mut Registry) {
 pub(crate) fn shared(engine: &Engine) -> Arc<Client> {
     Arc::new(engine.client())
 }
+
+/// The broker named by `NETHERITE_TEST_KAFKA` for the Kafka stories of `what`; without one
+/// they say they are skipped, except in CI (`CI=true`), where that is a failure.
+#[cfg(feature = "kafka")]
+pub(crate) fn kafka_broker(what: &str) -> Option<String> {
+    match std::env::var("NETHERITE_TEST_KAFKA") {
+        Ok(address) if !address.is_empty() => Some(address),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("NETHERITE_TEST_KAFKA is not set: CI must run the {what} stories")
+        }
+        _ => {
+            eprintln!("NETHERITE_TEST_KAFKA is not set: the {what} stories are skipped");
+            None
+        }
+    }
+}
+
+/// An engine with `settings` over Kafka as the only node of its hub, once it hosts every
+/// partition.
+#[cfg(feature = "kafka")]
+pub(crate) async fn start_alone_on_kafka(
+    settings: Settings,
+    options: netherite::kafka::KafkaOptions,
+) -> Engine {
+    let all = settings.partition_count as usize;
+    let engine = Netherite::builder()
+        .settings(settings)
+        .registry(registry())
+        .start_on_kafka(options)
+        .await
+        .expect("the engine starts on kafka");
+    engine
+        .wait_for_partitions(all, Duration::from_secs(60))
+        .await
+        .expect("the only node hosts every partition");
+    engine
+}
