@@ -3,9 +3,10 @@
 Each node hosts the partitions the Kafka consumer group gives it, and hands the work of those
 partitions to the workers connected to it. So, as with a sidecar per app instance, a worker
 runs against every node; the client talks to the first node only, which reaches the
-partitions hosted elsewhere through their Kafka inputs. Hello sequences with ids spread over
-every partition must each complete with their output, and each node must answer
-status reads for instances whose partitions it does not host.
+partitions hosted elsewhere through their Kafka inputs. Hello sequences with ids placed on
+every partition (with `--n` at least the partition count) must each complete with their
+output, and each node must answer status reads for instances whose partitions it does not
+host.
 
     "$PY" nodes.py --addresses 127.0.0.1:4001,127.0.0.1:4002 --n 48
 """
@@ -40,8 +41,9 @@ def run(addresses: list[str], n: int, timeout: float) -> None:
 
 
 def start_all(client, n: int) -> list[str]:
+    # An id ending in `!k` lives on partition k mod P, so the ids cover every partition.
     prefix = harness.unique_prefix("nodes")
-    ids = [f"{prefix}-{i}" for i in range(n)]
+    ids = [f"{prefix}-{i}!{i}" for i in range(n)]
     for instance_id in ids:
         client.schedule_new_orchestration(app.hello_sequence, instance_id=instance_id)
     return ids

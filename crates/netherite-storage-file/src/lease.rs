@@ -29,9 +29,10 @@
 //! turns as well, so that a renewal is not starved by operations that keep overlapping (the
 //! kernel lets new shared locks in while an exclusive one waits).
 //!
-//! Expiry is by wall clock, so the nodes need roughly synchronised clocks. Skew can only make
-//! a takeover come early, and an early takeover is as safe as any: the old owner is fenced by
-//! the epoch, whatever its clock says.
+//! Expiry is by wall clock, so the nodes need roughly synchronised clocks. Skew moves a
+//! takeover by as much as the clocks differ: earlier when the next owner's clock is ahead,
+//! which is as safe as any takeover (the old owner is fenced by the epoch, whatever its clock
+//! says), and later when the old owner's clock was ahead, which only delays the partition.
 //!
 //! # The lease file
 //!
@@ -58,8 +59,11 @@
 //! - An owner stopped while holding the lease file's lock (inside an operation or a renewal)
 //!   holds up the next owner's takeover until it resumes or dies.
 //! - On a network file system, bytes an owner wrote but never flushed may be written back from
-//!   its machine's page cache after a takeover; the fence covers the write call, not the
-//!   write-back. On one machine the page cache is shared, so there this cannot happen.
+//!   its machine's page cache after a takeover (the kernel writes them back whatever the
+//!   process does, paused or not), over what the next owner wrote; the fence covers the write
+//!   call, not the write-back. On one machine the page cache is shared, so there this cannot
+//!   happen. TODO: writes that reach the file before they return (`O_DSYNC`) on leased
+//!   devices, before nodes on several machines share a network file system.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -183,20 +187,24 @@ impl Lease {
         let file = open_or_create(path)?;
         let file_id = identity(path, file.metadata())?;
 
+        // A look under the shared lock first: a node waiting for a held lease polls it, and
+        // the exclusive lock would hold up the owner's device operations at every poll.
+        let looked = LockedFile::lock(file, path, Mode::Shared)?;
+        let seen = read_record(path, looked.file())?;
+        if let Some(held) = held(path, &seen, owner) {
+            return Ok(held);
+        }
+        let file = match looked.unlock() {
+            Some(file) => file,
+            None => open_or_create(path)?,
+        };
+
         let locked = LockedFile::lock(file, path, Mode::Exclusive)?;
         let found = read_record(path, locked.file())?;
-        let now = now_unix_ms();
-        if !found.is_free_for(owner, now) {
-            tracing::debug!(path = %path.display(), holder = found.owner, "lease is held");
-            // Held means unexpired: `expires_unix_ms` is past `now`.
-            return Ok(Acquired::Held {
-                expires_in: Duration::from_millis(found.expires_unix_ms - now),
-                owner: found.owner,
-                epoch: found.epoch,
-            });
+        if let Some(held) = held(path, &found, owner) {
+            return Ok(held);
         }
-
-        let taken = found.next(path, owner, expiry(now, ttl))?;
+        let taken = found.next(path, owner, expiry(now_unix_ms(), ttl))?;
         write_record(path, locked.file(), &taken)?;
         sync(path, locked.file())?;
         let file = locked.unlock();
@@ -401,6 +409,22 @@ impl fmt::Debug for Lease {
             .field("released", &self.released.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
+}
+
+/// What [`Lease::acquire`] answers when `found` is another owner's live lease; `None` when
+/// `owner` may take it.
+fn held(path: &Path, found: &Record, owner: &str) -> Option<Acquired> {
+    let now = now_unix_ms();
+    if found.is_free_for(owner, now) {
+        return None;
+    }
+    tracing::debug!(path = %path.display(), holder = found.owner, "lease is held");
+    // Held means unexpired: `expires_unix_ms` is past `now`.
+    Some(Acquired::Held {
+        expires_in: Duration::from_millis(found.expires_unix_ms - now),
+        owner: found.owner.clone(),
+        epoch: found.epoch,
+    })
 }
 
 fn check_owner_name(owner: &str) -> Result<(), Error> {

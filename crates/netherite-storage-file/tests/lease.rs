@@ -114,17 +114,20 @@ fn an_expired_lease_passes_on() {
     );
 }
 
-/// Renewals keep a short lease alive well past its ttl.
+/// Each renewal pushes the lease's expiry out to a whole ttl again, and the lease stays
+/// node-a's throughout.
 #[test]
 fn renewals_keep_the_lease() {
     let volume = tempfile::tempdir().unwrap();
     let (path, _) = partition(volume.path());
-    let a = take(&path, "node-a", Duration::from_millis(400));
-    for _ in 0..8 {
-        std::thread::sleep(Duration::from_millis(100));
+    let a = take(&path, "node-a", Duration::from_secs(3));
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(200));
+        let (_, _, before) = held_by(Lease::acquire(&path, "node-b", LONG).unwrap());
         a.renew().unwrap();
-        let (owner, ..) = held_by(Lease::acquire(&path, "node-b", LONG).unwrap());
+        let (owner, _, after) = held_by(Lease::acquire(&path, "node-b", LONG).unwrap());
         assert_eq!(owner, "node-a");
+        assert!(after > before, "renewed to {after:?}, was {before:?}");
     }
 }
 

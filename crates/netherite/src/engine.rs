@@ -38,7 +38,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use netherite_core::PartitionId;
 use netherite_core::transport::{MemoryHub, NodeId, Transport};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use self::follower::Follower;
@@ -59,9 +59,25 @@ pub(crate) struct HostMap {
     hosts: RwLock<HashMap<PartitionId, Arc<PartitionHost>>>,
     /// Set when the engine stops: reads fail at once instead of waiting for a host.
     closed: AtomicBool,
+    /// Whether other nodes may host this node's partitions after it (shared storage): a call
+    /// that finds its host stopped then goes through the partition's input instead of failing.
+    shared: bool,
 }
 
 impl HostMap {
+    fn new(shared: bool) -> HostMap {
+        HostMap {
+            shared,
+            ..HostMap::default()
+        }
+    }
+
+    /// Whether a call that found its partition's host stopped should go through the input: on
+    /// a node that shares its partitions, another host (here or elsewhere) takes over.
+    pub(crate) fn reroutes_stopped(&self) -> bool {
+        self.shared
+    }
+
     /// Fails once the engine has stopped.
     pub(crate) fn check_open(&self) -> Result<(), Error> {
         if self.closed.load(Ordering::Acquire) {
@@ -148,7 +164,7 @@ pub struct Engine {
     context: Arc<HostContext>,
     hosts: Arc<HostMap>,
     client: Client,
-    ownership: Mutex<Option<JoinHandle<()>>>,
+    ownership: Mutex<Option<FollowerTask>>,
     /// The local transport the engine opened itself, closed at shutdown.
     local: Option<LocalTransport>,
     /// The Kafka transport the engine opened itself, which leaves its consumer group when the
@@ -243,7 +259,7 @@ impl Engine {
             Arc::new(registry),
             config,
         ));
-        let hosts = Arc::new(HostMap::default());
+        let hosts = Arc::new(HostMap::new(restart));
         let proposals = transport
             .ownership()
             .await
@@ -258,7 +274,9 @@ impl Engine {
             started,
             restart,
         };
-        let ownership = tokio::spawn(follower.run(proposals));
+        let (stop, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(follower.run(proposals, stop_rx));
+        let ownership = FollowerTask { task, stop };
         let engine = Engine {
             client: Client::connect(transport.clone(), hosts.clone(), client).await?,
             context,
@@ -350,7 +368,15 @@ impl Engine {
     }
 
     async fn stop(&self) -> Result<(), Error> {
-        self.stop_following();
+        // The follower stops first (its hosts that were already stopping finish), so that no
+        // host starts or leaves behind the snapshot below.
+        let following = self.take_follower();
+        if let Some(FollowerTask { task, stop }) = following {
+            let _ = stop.send(());
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "the ownership follower ended badly");
+            }
+        }
         self.hosts.close();
         let hosts = self.hosts.all();
         let results = join_all(hosts.iter().map(|host| host.shutdown())).await;
@@ -360,16 +386,19 @@ impl Engine {
         results.into_iter().collect()
     }
 
-    fn stop_following(&self) {
-        let task = self
-            .ownership
+    fn take_follower(&self) -> Option<FollowerTask> {
+        self.ownership
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            task.abort();
-        }
+            .take()
     }
+}
+
+/// The task following the ownership proposals, and what tells it to stop.
+#[derive(Debug)]
+struct FollowerTask {
+    task: JoinHandle<()>,
+    stop: oneshot::Sender<()>,
 }
 
 impl Drop for Engine {
@@ -378,7 +407,9 @@ impl Drop for Engine {
         if let Some(kafka) = &self.kafka {
             kafka.close();
         }
-        self.stop_following();
+        if let Some(following) = self.take_follower() {
+            following.task.abort();
+        }
         self.hosts.close();
         for host in self.hosts.all() {
             host.abort();

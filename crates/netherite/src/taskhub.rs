@@ -119,8 +119,8 @@ impl TaskHub {
         fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
         let lock = lock(&dir, sharing)?;
 
-        // Nodes sharing the directory may both create the file: each writes a whole one and
-        // renames it into place, and each then uses what is there.
+        // Nodes sharing the directory may both create the file: each writes a whole one, the
+        // first to link it into place wins, and each then uses what is there.
         let meta = match read(&dir)? {
             Some(meta) => meta,
             None => {
@@ -259,7 +259,8 @@ enum Sharing {
     Shared,
 }
 
-/// Writes a new `taskhub.toml` atomically: temporary file, fsync, rename, fsync directory.
+/// Writes a new `taskhub.toml` atomically unless one appeared meanwhile: temporary file,
+/// fsync, hard link (which never replaces a file), fsync directory.
 fn create(dir: &Path, partition_count: u32) -> Result<(), Error> {
     let meta = TaskHubMeta {
         format_version: FORMAT_VERSION,
@@ -275,16 +276,30 @@ fn create(dir: &Path, partition_count: u32) -> Result<(), Error> {
          partition count cannot change.\n{body}"
     );
 
-    let temp = dir.join(format!("{TEMP_FILE}.{}", std::process::id()));
-    let mut file = File::create(&temp).map_err(|e| io_error("create", &temp, e))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| io_error("write", &temp, e))?;
-    file.sync_all().map_err(|e| io_error("fsync", &temp, e))?;
+    // A name of its own (nodes in containers often share a process id), and a link that
+    // fails if the file exists: the first node to publish wins, and the others read its file.
+    let temp = dir.join(format!("{TEMP_FILE}.{:032x}", crate::host::random_u128()));
+    let written = write_synced(&temp, &text);
     let path = dir.join(TASKHUB_FILE);
-    fs::rename(&temp, &path).map_err(|e| io_error("rename", &path, e))?;
-    sync_dir(dir)?;
-    tracing::info!(path = %path.display(), partitions = partition_count, "task hub created");
+    let published = written.and_then(|()| match fs::hard_link(&temp, &path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        linked => linked
+            .map(|()| true)
+            .map_err(|e| io_error("link", &path, e)),
+    });
+    let _ = fs::remove_file(&temp);
+    if published? {
+        sync_dir(dir)?;
+        tracing::info!(path = %path.display(), partitions = partition_count, "task hub created");
+    }
     Ok(())
+}
+
+fn write_synced(path: &Path, text: &str) -> Result<(), Error> {
+    let mut file = File::create(path).map_err(|e| io_error("create", path, e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| io_error("write", path, e))?;
+    file.sync_all().map_err(|e| io_error("fsync", path, e))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), Error> {

@@ -1,4 +1,6 @@
-//! Reads: questions answered from the state without changing it or being logged.
+//! Reads: questions answered from the state without changing it. A host answers its own
+//! process's reads without logging them; a client in another process asks through the
+//! partition's input (`ClientRequest::Read`), which is logged like any request.
 //!
 //! A read sees the state as applied so far, which may include updates not yet durable; the
 //! engine decides whether to wait for durability before answering. An unknown instance or

@@ -286,19 +286,19 @@ impl Client {
         until: WaitUntil,
         timeout: Duration,
     ) -> Result<InstanceView, Error> {
-        let timed_out = || timeout_error(instance, until, timeout);
+        let deadline = tokio::time::Instant::now() + timeout;
         let partition = self.partition_of(instance);
         if let Some(host) = self.inner.hosts.hosted(partition) {
-            let waited = tokio::time::timeout(timeout, host.wait(instance.clone(), until)).await;
-            match waited {
-                Err(_) => return Err(timed_out()),
-                Ok(Err(Error::PartitionStopped { .. })) => {
+            let waited = tokio::time::timeout_at(deadline, host.wait(instance.clone(), until));
+            match waited.await {
+                Err(_) => return Err(timeout_error(instance, until, timeout)),
+                Ok(Err(Error::PartitionStopped { .. })) if self.inner.hosts.reroutes_stopped() => {
                     tracing::debug!(partition = %partition, "host stopped; waiting via the input");
                 }
                 Ok(done) => return done,
             }
         }
-        self.wait_remote(instance, until, timeout).await
+        self.wait_remote(instance, until, deadline, timeout).await
     }
 
     /// Waits through the partition's input, for a partition this process does not host: the
@@ -308,13 +308,15 @@ impl Client {
         &self,
         instance: &InstanceId,
         until: WaitUntil,
+        deadline: tokio::time::Instant,
         timeout: Duration,
     ) -> Result<InstanceView, Error> {
         let timed_out = || timeout_error(instance, until, timeout);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let wait = WaitFor {
             instance: instance.clone(),
             until,
-            deadline: Some(system_now().saturating_add(timeout)),
+            deadline: Some(system_now().saturating_add(left)),
             payloads: true,
         };
         let call = self
@@ -322,8 +324,7 @@ impl Client {
             .pipelines
             .call(self.partition_of(instance), ClientRequest::WaitFor(wait));
         // The partition answers at the deadline; the margin covers the trip back.
-        let limit = timeout.saturating_add(WAIT_ANSWER_MARGIN);
-        match tokio::time::timeout(limit, call)
+        match tokio::time::timeout_at(deadline + WAIT_ANSWER_MARGIN, call)
             .await
             .map_err(|_| timed_out())??
         {
@@ -400,7 +401,7 @@ impl Client {
     async fn read(&self, partition: PartitionId, read: ReadEvent) -> Result<ReadResult, Error> {
         if let Some(host) = self.inner.hosts.hosted(partition) {
             match host.read(read.clone()).await {
-                Err(Error::PartitionStopped { .. }) => {
+                Err(Error::PartitionStopped { .. }) if self.inner.hosts.reroutes_stopped() => {
                     tracing::debug!(partition = %partition, "host stopped; reading via the input");
                 }
                 done => return done,

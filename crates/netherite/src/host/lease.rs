@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use netherite_core::PartitionId;
 use netherite_storage_file::{Acquired, Lease};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::storage::PartitionFence;
@@ -37,11 +37,7 @@ pub(crate) async fn acquire_waiting(
 ) -> Result<Arc<Lease>, Error> {
     let mut logged = false;
     loop {
-        let (task_path, task_owner) = (path.clone(), owner.to_string());
-        let attempt =
-            tokio::task::spawn_blocking(move || Lease::acquire(&task_path, &task_owner, ttl))
-                .await
-                .map_err(|e| Error::Closed(format!("claiming the lease of {partition}: {e}")))?;
+        let attempt = try_acquire(partition, path.clone(), owner.to_string(), ttl).await?;
         match attempt.map_err(|source| lease_error(partition, "claiming", source))? {
             Acquired::Taken(lease) => {
                 tracing::info!(partition = %partition, epoch = lease.epoch(), owner,
@@ -63,6 +59,27 @@ pub(crate) async fn acquire_waiting(
             }
         }
     }
+}
+
+/// One attempt to take the lease, on a blocking thread. Safe to cancel: a lease taken after
+/// the caller stopped waiting (its partition's start was called off) is given back at once,
+/// so that the next owner need not wait for it to run out.
+async fn try_acquire(
+    partition: PartitionId,
+    path: PathBuf,
+    owner: String,
+    ttl: Duration,
+) -> Result<Result<Acquired, netherite_storage_file::Error>, Error> {
+    let (answer, answered) = oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let attempt = Lease::acquire(&path, &owner, ttl);
+        if let Err(Ok(Acquired::Taken(lease))) = answer.send(attempt) {
+            give_up(partition, &lease);
+        }
+    });
+    answered
+        .await
+        .map_err(|_| Error::Closed(format!("claiming the lease of {partition}: the task died")))
 }
 
 /// Renews a claimed lease in the background, and gives it up.
@@ -90,10 +107,13 @@ impl LeaseKeeper {
     }
 }
 
+/// The shortest pause between two renewals, whatever the lease's length.
+const RENEW_PAUSE_MIN: Duration = Duration::from_millis(100);
+
 /// Renews until the lease is lost; a renewal that fails otherwise is tried again next time
 /// (the claim runs out if they keep failing, and the epoch check then fences this node).
 async fn renew(partition: PartitionId, lease: Arc<Lease>, lost: watch::Sender<bool>) {
-    let every = lease.ttl() / 4;
+    let every = (lease.ttl() / 4).max(RENEW_PAUSE_MIN);
     loop {
         tokio::time::sleep(every).await;
         let renewing = lease.clone();

@@ -166,6 +166,8 @@ impl Runner {
         let fence = self.devices.fence.clone();
         tokio::select! {
             biased;
+            // First: a partition whose claim is gone must not take one more step.
+            () = fence_lost(fence) => Wake::FenceLost,
             command = self.commands.recv() => match command {
                 Some(command) => Wake::Command(command),
                 None => std::future::pending().await,
@@ -174,7 +176,6 @@ impl Runner {
             event = next_input(&mut self.input) => Wake::Input(event),
             () = sleep_until(resubscribe_at) => Wake::Resubscribe,
             () = sleep_until(checkpoint_at) => Wake::CheckpointDue,
-            () = fence_lost(fence) => Wake::FenceLost,
         }
     }
 

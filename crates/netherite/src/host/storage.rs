@@ -39,10 +39,11 @@ pub struct PartitionDevices {
 /// A node's claim on a partition that outlives single device calls (a lease, renewed in the
 /// background).
 ///
-/// Rules: [`lost`](Self::lost) resolves once the claim is gone (taken over by another node,
-/// or no longer renewable), after which the devices refuse every call; [`release`]
-/// (Self::release) gives the claim up so that the next owner may take it at once, and is
-/// harmless to call twice.
+/// Rules: [`lost`](Self::lost) resolves once the claim is gone (taken over by another node)
+/// or can no longer be vouched for (its renewal failed for good), and the partition must then
+/// stop: the devices refuse every call once another node holds the claim.
+/// [`release`](Self::release) gives the claim up so that the next owner may take it at once,
+/// and is harmless to call twice.
 #[async_trait]
 pub trait PartitionFence: Send + Sync + fmt::Debug {
     /// Resolves when the claim is lost; never, while it holds.
