@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use netherite::sdk::Registry;
-use netherite::settings::Settings;
+use netherite::settings::{Secret, Settings, StorageKind};
 use netherite_server::serve::{Backend, DEFAULT_LISTEN, serve};
 
 #[derive(Parser, Debug)]
@@ -48,7 +48,8 @@ struct ServeArgs {
     /// The largest input, output or event payload, in bytes.
     #[arg(long)]
     payload_bytes_max: Option<u64>,
-    /// Where partition inputs live: `local` (files in the data directory) or `kafka`.
+    /// Where partition inputs live: `local` (files in the data directory), `kafka`, or
+    /// `eventhubs` (Azure Event Hubs, with `--storage pageblob`).
     #[arg(long, value_enum, default_value_t = TransportKind::Local)]
     transport: TransportKind,
     /// The Kafka bootstrap brokers, `host:port[,host:port...]` (with `--transport kafka`).
@@ -57,6 +58,41 @@ struct ServeArgs {
     /// The task hub's name on Kafka: the prefix of its topics and consumer group.
     #[arg(long, default_value = "netherite")]
     hub: String,
+    /// Where partition state lives: `file` (the data directory) or `pageblob` (Azure page
+    /// blobs, feature `pageblob`); default: the settings' `storage`.
+    #[arg(long, value_enum)]
+    storage: Option<StorageArg>,
+    /// The Azure Storage connection string for `pageblob` (a flag shows in the process list:
+    /// prefer NETHERITE_STORAGE_CONNECTION or --storage-connection-file).
+    #[arg(long, value_parser = secret)]
+    storage_connection: Option<Secret>,
+    /// A file holding the Azure Storage connection string (surrounding whitespace ignored).
+    #[arg(long)]
+    storage_connection_file: Option<PathBuf>,
+    /// The container holding the task hub's page blobs (default `netherite`).
+    #[arg(long)]
+    storage_container: Option<String>,
+    /// The Event Hubs namespace's connection string, for `--transport eventhubs` (a policy
+    /// with Send and Listen rights, no EntityPath).
+    #[arg(long, env = "NETHERITE_EVENTHUBS_CONNECTION", hide_env_values = true,
+        value_parser = secret)]
+    eventhubs_connection: Option<Secret>,
+    /// A file holding the Event Hubs connection string.
+    #[arg(long)]
+    eventhubs_connection_file: Option<PathBuf>,
+}
+
+/// The choices of `--storage`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum StorageArg {
+    /// Files in the data directory.
+    File,
+    /// Azure page blobs.
+    Pageblob,
+}
+
+fn secret(text: &str) -> Result<Secret, String> {
+    Ok(Secret::new(text))
 }
 
 /// The choices of `--transport`.
@@ -66,6 +102,8 @@ enum TransportKind {
     Local,
     /// Topics on Kafka.
     Kafka,
+    /// Event hubs in an Azure Event Hubs namespace.
+    Eventhubs,
 }
 
 impl ServeArgs {
@@ -80,8 +118,30 @@ impl ServeArgs {
         if let Some(n) = self.payload_bytes_max {
             settings.payload_bytes_max = n;
         }
+        self.storage_settings(&mut settings)?;
         settings.validate().context("checking settings")?;
         Ok(settings)
+    }
+
+    /// Applies the storage flags; the connection string from a file wins over the flag.
+    fn storage_settings(&self, settings: &mut Settings) -> anyhow::Result<()> {
+        match self.storage {
+            Some(StorageArg::File) => settings.storage = StorageKind::File,
+            Some(StorageArg::Pageblob) => settings.storage = StorageKind::PageBlob,
+            None => {}
+        }
+        if let Some(connection) = &self.storage_connection {
+            settings.storage_connection = Some(connection.clone());
+        }
+        if let Some(path) = &self.storage_connection_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--storage-connection-file {}", path.display()))?;
+            settings.storage_connection = Some(Secret::new(text.trim()));
+        }
+        if let Some(container) = &self.storage_container {
+            settings.storage_container = container.clone();
+        }
+        Ok(())
     }
 
     /// The engine's backend the flags ask for.
@@ -89,6 +149,7 @@ impl ServeArgs {
         match self.transport {
             TransportKind::Local => Ok(Backend::Local),
             TransportKind::Kafka => self.kafka(settings),
+            TransportKind::Eventhubs => self.eventhubs(settings),
         }
     }
 
@@ -104,6 +165,44 @@ impl ServeArgs {
             settings.partition_count,
         );
         Ok(Backend::Kafka(Box::new(options)))
+    }
+
+    #[cfg(feature = "eventhubs")]
+    fn eventhubs(&self, settings: &Settings) -> anyhow::Result<Backend> {
+        use netherite::azure::StorageAccount;
+        use netherite::eventhubs::{EventHubsConnection, EventHubsOptions};
+
+        let text = match &self.eventhubs_connection_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("--eventhubs-connection-file {}", path.display()))?,
+            None => self
+                .eventhubs_connection
+                .as_ref()
+                .map(|secret| secret.expose().to_string())
+                .context("--transport eventhubs needs --eventhubs-connection(-file)")?,
+        };
+        let connection =
+            EventHubsConnection::parse(text.trim()).context("the Event Hubs connection string")?;
+        let storage = settings
+            .storage_connection
+            .as_ref()
+            .context("--transport eventhubs needs --storage pageblob and its connection")?;
+        let account =
+            StorageAccount::parse(storage.expose()).context("the storage connection string")?;
+        let options = EventHubsOptions::new(
+            connection,
+            account,
+            settings.storage_container.clone(),
+            settings.partition_count,
+        );
+        Ok(Backend::EventHubs(Box::new(options)))
+    }
+
+    #[cfg(not(feature = "eventhubs"))]
+    fn eventhubs(&self, _: &Settings) -> anyhow::Result<Backend> {
+        anyhow::bail!(
+            "this netherite was built without Event Hubs: build it with `--features eventhubs`"
+        )
     }
 
     #[cfg(not(feature = "kafka"))]

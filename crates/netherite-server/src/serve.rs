@@ -45,7 +45,7 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Where the engine's partition inputs live; state is on local files either way.
+/// Where the engine's partition inputs live; state is where the settings' `storage` says.
 #[derive(Clone, Debug, Default)]
 pub enum Backend {
     /// The embedded default: durable queues on local files, one node.
@@ -55,6 +55,10 @@ pub enum Backend {
     /// directory.
     #[cfg(feature = "kafka")]
     Kafka(Box<netherite::kafka::KafkaOptions>),
+    /// Event hubs in an Azure namespace (feature `eventhubs`), state in page blobs; one node of
+    /// the hub or several.
+    #[cfg(feature = "eventhubs")]
+    EventHubs(Box<netherite::eventhubs::EventHubsOptions>),
 }
 
 /// Binds `address`, starts the engine with `settings` and `registry` on `backend`, and serves
@@ -83,6 +87,8 @@ pub async fn serve(
         Backend::Local => builder.start().await?,
         #[cfg(feature = "kafka")]
         Backend::Kafka(options) => builder.start_on_kafka(*options).await?,
+        #[cfg(feature = "eventhubs")]
+        Backend::EventHubs(options) => builder.start_on_eventhubs(*options).await?,
     };
     let sidecar = Sidecar::new(engine.client(), work);
     let stopper = sidecar.clone();

@@ -8,25 +8,9 @@ mod support;
 
 use std::time::Duration;
 
-use netherite_core::InputPosition;
 use netherite_core::PartitionId;
-use netherite_core::transport::{InputEvent, InputStream, NodeId, Transport};
+use netherite_core::transport::{NodeId, conformance};
 use netherite_transport_kafka::KafkaTransport;
-
-/// How long one event may take to arrive.
-const EVENT_WAIT_MAX: Duration = Duration::from_secs(30);
-
-async fn read(stream: &mut InputStream, n: usize) -> Vec<InputEvent> {
-    let mut events = Vec::new();
-    while events.len() < n {
-        let next = tokio::time::timeout(EVENT_WAIT_MAX, stream.next()).await;
-        let event = next
-            .expect("the event arrives")
-            .expect("the stream goes on");
-        events.push(event.expect("the event reads"));
-    }
-    events
-}
 
 /// A 2.5 MB payload between two small ones, with records limited to 1 MB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,33 +22,6 @@ async fn a_payload_over_the_record_limit_comes_back_whole() {
     let node = KafkaTransport::connect(NodeId::new("large"), options)
         .await
         .expect("connects");
-    let large: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
-    let sent = vec![b"before".to_vec(), large.clone(), b"after".to_vec()];
-    let positions = node.send(PartitionId(1), sent.clone()).await.expect("sent");
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
-
-    let mut all = node
-        .subscribe(PartitionId(1), InputPosition::START)
-        .await
-        .expect("subscribed");
-    let events = read(&mut all, 3).await;
-    let got: Vec<(InputPosition, &[u8])> = events
-        .iter()
-        .map(|e| (e.position, e.payload.as_slice()))
-        .collect();
-    let want: Vec<(InputPosition, &[u8])> = positions
-        .iter()
-        .copied()
-        .zip(sent.iter().map(Vec::as_slice))
-        .collect();
-    assert!(got == want, "the events differ from what was sent");
-
-    let mut from_large = node
-        .subscribe(PartitionId(1), positions[1])
-        .await
-        .expect("subscribed");
-    let events = read(&mut from_large, 2).await;
-    assert_eq!(events[0].position, positions[1]);
-    assert!(events[0].payload == large, "the large payload changed");
-    assert_eq!(events[1].payload, b"after");
+    let wait = Duration::from_secs(30);
+    conformance::large_payload_story(&node, PartitionId(1), 2_500_000, wait).await;
 }

@@ -28,7 +28,13 @@
 //!
 //! [`Engine::shutdown`] stops every host gracefully, each taking a last checkpoint.
 
+#[cfg(any(feature = "kafka", feature = "eventhubs"))]
+mod connect;
+#[cfg(feature = "eventhubs")]
+mod eventhubs;
 mod follower;
+#[cfg(feature = "kafka")]
+mod kafka;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -171,6 +177,10 @@ pub struct Engine {
     /// engine stops or is dropped.
     #[cfg(feature = "kafka")]
     kafka: Option<netherite_transport_kafka::KafkaTransport>,
+    /// The Event Hubs transport the engine opened itself, whose ownership records it gives
+    /// back when the engine stops (dropped, it lets them run out).
+    #[cfg(feature = "eventhubs")]
+    eventhubs: Option<netherite_transport_eventhubs::EventHubsTransport>,
 }
 
 impl Engine {
@@ -285,6 +295,8 @@ impl Engine {
             local: None,
             #[cfg(feature = "kafka")]
             kafka: None,
+            #[cfg(feature = "eventhubs")]
+            eventhubs: None,
         };
         Ok((engine, started_rx))
     }
@@ -355,6 +367,10 @@ impl Engine {
         #[cfg(feature = "kafka")]
         if let Some(kafka) = &self.kafka {
             kafka.close();
+        }
+        #[cfg(feature = "eventhubs")]
+        if let Some(eventhubs) = &self.eventhubs {
+            eventhubs.close().await;
         }
         tracing::info!("engine shut down");
         result
@@ -467,21 +483,28 @@ impl EngineBuilder {
     }
 
     /// Starts the embedded default on `settings.data_dir`: creates the task hub there on
-    /// first use, recovers every partition, and returns once all are serving.
+    /// first use, recovers every partition, and returns once all are serving. The partitions'
+    /// inputs are local files; their state is where `settings.storage` says: files in the
+    /// same directory, or page blobs (feature `pageblob`).
     ///
     /// Fails with [`Error::PartitionCountMismatch`] when the directory was made with another
     /// partition count, [`Error::TaskHubLocked`] when another process uses it, and with the
-    /// partition's error when a partition's files cannot be recovered.
+    /// partition's error when a partition's state cannot be recovered.
     #[cfg(feature = "file")]
     pub async fn start(self) -> Result<Engine, Error> {
-        use crate::host::FileStorage;
         use crate::transport::LocalTransportOptions;
 
         let settings = self.settings;
         let hub = open_hub(&settings).await?;
         let options = LocalTransportOptions::for_settings(&settings);
         let local = LocalTransport::open(&hub, options).await?;
-        let storage = Arc::new(FileStorage::new(hub));
+        let storage = match local_storage(&settings, hub).await {
+            Ok(storage) => storage,
+            Err(error) => {
+                let _ = local.close().await;
+                return Err(error);
+            }
+        };
         let config = HostConfig {
             remote_work: self.remote_work,
             ..HostConfig::from_settings(&settings)
@@ -500,84 +523,9 @@ impl EngineBuilder {
         }
     }
 
-    /// Starts a node of the task hub whose partition inputs are on Kafka (`options`; its
-    /// partition count is the settings') and whose partition state is in `settings.data_dir`,
-    /// a directory every node of the hub shares (a persistent volume). The Kafka consumer
-    /// group proposes which node hosts which partition; each partition's lease in the
-    /// directory decides (see [`crate::host::FileStorage::leased`]). Returns once the node
-    /// follows the group, before any partition is hosted (see [`Engine::start_shared`]).
-    ///
-    /// A broker that does not answer is tried again with a growing pause, for about a minute
-    /// in all, each failure logged; then the start fails with the last error. Topics made for
-    /// another partition count are refused at once.
-    #[cfg(feature = "kafka")]
-    pub async fn start_on_kafka(
-        self,
-        mut options: netherite_transport_kafka::KafkaOptions,
-    ) -> Result<Engine, Error> {
-        use crate::host::FileStorage;
-
-        let settings = self.settings;
-        let hub = open_shared_hub(&settings).await?;
-        options.partition_count = settings.partition_count;
-        let transport = connect_kafka(options).await?;
-        let owner = transport.node().to_string();
-        let storage = Arc::new(FileStorage::leased(hub, owner, settings.partition_lease));
-        let config = HostConfig {
-            remote_work: self.remote_work,
-            ..HostConfig::from_settings(&settings)
-        };
-        let client = ClientOptions::from_settings(&settings);
-        let shared = Arc::new(transport.clone());
-        match Engine::start_shared(shared, storage, self.registry, config, client).await {
-            Ok(mut engine) => {
-                engine.kafka = Some(transport);
-                Ok(engine)
-            }
-            Err(error) => {
-                transport.close();
-                Err(error)
-            }
-        }
-    }
-
     /// Starts the engine in memory (see [`Engine::in_memory`]).
     pub async fn start_in_memory(self) -> Result<Engine, Error> {
         Engine::in_memory(self.registry, &self.settings).await
-    }
-}
-
-/// How often connecting to Kafka is tried before the start gives up.
-#[cfg(feature = "kafka")]
-const KAFKA_CONNECT_ATTEMPTS_MAX: u32 = 8;
-
-/// Connects to the brokers, trying again with a doubling pause (0.5 s up to 16 s) while the
-/// failure may pass.
-#[cfg(feature = "kafka")]
-async fn connect_kafka(
-    options: netherite_transport_kafka::KafkaOptions,
-) -> Result<netherite_transport_kafka::KafkaTransport, Error> {
-    use netherite_transport_kafka::KafkaTransport;
-
-    let tag = crate::host::random_u128() as u32;
-    let node = NodeId::new(format!("node-{}-{tag:08x}", std::process::id()));
-    let (mut attempt, mut delay) = (1, Duration::from_millis(500));
-    loop {
-        match KafkaTransport::connect(node.clone(), options.clone()).await {
-            Ok(transport) => return Ok(transport),
-            Err(error) if error.is_retryable() && attempt < KAFKA_CONNECT_ATTEMPTS_MAX => {
-                tracing::warn!(brokers = %options.brokers, attempt, %error,
-                    retry_in = ?delay, "kafka not reachable; trying again");
-                tokio::time::sleep(delay).await;
-                (attempt, delay) = (attempt + 1, (delay * 2).min(Duration::from_secs(16)));
-            }
-            Err(source) => {
-                return Err(Error::Transport {
-                    what: format!("connecting to kafka at {}", options.brokers),
-                    source,
-                });
-            }
-        }
     }
 }
 
@@ -592,14 +540,42 @@ async fn open_hub(settings: &Settings) -> Result<crate::taskhub::TaskHub, Error>
         .map_err(|e| Error::Closed(format!("opening the task hub: {e}")))?
 }
 
-/// Like [`open_hub`], for one node of several sharing the directory.
-#[cfg(feature = "kafka")]
-async fn open_shared_hub(settings: &Settings) -> Result<crate::taskhub::TaskHub, Error> {
-    use crate::taskhub::TaskHub;
+/// Starts a node of several sharing their task hub over `transport` and `storage`, with the
+/// host and client options of `settings` (see [`Engine::start_shared`]).
+#[cfg(any(feature = "kafka", feature = "eventhubs"))]
+async fn start_node(
+    builder: EngineBuilder,
+    transport: Arc<dyn Transport>,
+    storage: Arc<dyn PartitionStorage>,
+) -> Result<Engine, Error> {
+    let config = HostConfig {
+        remote_work: builder.remote_work,
+        ..HostConfig::from_settings(&builder.settings)
+    };
+    let client = ClientOptions::from_settings(&builder.settings);
+    Engine::start_shared(transport, storage, builder.registry, config, client).await
+}
 
-    settings.validate()?;
-    let (dir, count) = (settings.data_dir.clone(), settings.partition_count);
-    tokio::task::spawn_blocking(move || TaskHub::open_shared(&dir, count))
-        .await
-        .map_err(|e| Error::Closed(format!("opening the task hub: {e}")))?
+/// The storage `settings.storage` names, for a task hub whose inputs are in `hub`.
+#[cfg(feature = "file")]
+async fn local_storage(
+    settings: &Settings,
+    hub: crate::taskhub::TaskHub,
+) -> Result<Arc<dyn PartitionStorage>, Error> {
+    use crate::settings::StorageKind;
+
+    match settings.storage {
+        StorageKind::File => Ok(Arc::new(crate::host::FileStorage::new(hub))),
+        #[cfg(feature = "pageblob")]
+        StorageKind::PageBlob => {
+            let storage = crate::host::PageBlobStorage::open(settings, Some(hub)).await?;
+            Ok(Arc::new(storage))
+        }
+        #[cfg(not(feature = "pageblob"))]
+        StorageKind::PageBlob => Err(Error::InvalidSetting {
+            setting: "storage",
+            origin: "settings".into(),
+            reason: "pageblob storage needs netherite built with the feature `pageblob`".into(),
+        }),
+    }
 }

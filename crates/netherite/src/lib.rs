@@ -32,6 +32,12 @@ pub mod wire;
 
 pub use engine::{Engine, EngineBuilder, Netherite};
 pub use error::Error;
+/// Azure storage accounts and their connection strings (feature `pageblob`).
+#[cfg(feature = "pageblob")]
+pub use netherite_azure as azure;
+/// The Event Hubs transport (feature `eventhubs`), for [`EngineBuilder::start_on_eventhubs`].
+#[cfg(feature = "eventhubs")]
+pub use netherite_transport_eventhubs as eventhubs;
 /// The Kafka transport (feature `kafka`), for [`EngineBuilder::start_on_kafka`].
 #[cfg(feature = "kafka")]
 pub use netherite_transport_kafka as kafka;

@@ -18,6 +18,10 @@
 //! | `orchestrations_concurrency_max` | `ORCHESTRATIONS_CONCURRENCY_MAX` | `100`              |
 //! | `payload_bytes_max`              | `PAYLOAD_BYTES_MAX`              | `1 MiB`            |
 //! | `partition_lease`                | `PARTITION_LEASE`                | `10s`              |
+//! | `storage`                        | `STORAGE`                        | `file`             |
+//! | `storage_connection`             | `STORAGE_CONNECTION`             | none               |
+//! | `storage_container`              | `STORAGE_CONTAINER`              | `netherite`        |
+//! | `storage_lease`                  | `STORAGE_LEASE`                  | `30s`              |
 //!
 //! So `partition_count` is `NETHERITE_PARTITION_COUNT` in the environment. Value syntax, the
 //! same in a file and in the environment:
@@ -27,7 +31,12 @@
 //!   `GiB` (`20 MiB`, `512KiB`);
 //! - durations are a number with a unit `ms`, `s`, `m` or `h` (`60s`, `500ms`);
 //! - `data_dir` is a path; a relative one is relative to the working directory of the
-//!   process (not to the settings file).
+//!   process (not to the settings file);
+//! - `storage` is `file` (partition state in `data_dir`) or `pageblob` (in Azure page blobs,
+//!   feature `pageblob`, in the container `storage_container` of the storage account that the
+//!   connection string `storage_connection` names; `UseDevelopmentStorage=true` is Azurite).
+//!   The connection string is a secret: it is never printed, and an error about it never
+//!   quotes it.
 //!
 //! In a TOML file, numbers may be written as TOML integers or as strings:
 //!
@@ -59,6 +68,10 @@ pub const CHECKPOINT_IDLE_LIMIT: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The shortest and longest `partition_lease` accepted: 1 second and 10 minutes.
 pub const PARTITION_LEASE_RANGE: (Duration, Duration) =
     (Duration::from_secs(1), Duration::from_secs(600));
+
+/// The shortest and longest `storage_lease`: 15 and 60 seconds, what blob leases allow.
+pub const STORAGE_LEASE_RANGE: (Duration, Duration) =
+    (Duration::from_secs(15), Duration::from_secs(60));
 
 /// Everything the engine can be told from outside; see the [module docs](self) for the
 /// sources, their precedence and the value syntax.
@@ -98,6 +111,51 @@ pub struct Settings {
     /// claim on a partition lasts without renewal: a node that dies has its partitions taken
     /// over this long after its last renewal at the latest. Renewed every quarter of it.
     pub partition_lease: Duration,
+    /// Where partitions keep their state.
+    pub storage: StorageKind,
+    /// The Azure Storage connection string, for `pageblob` storage.
+    pub storage_connection: Option<Secret>,
+    /// The container holding the task hub's page blobs, for `pageblob` storage: one task hub
+    /// per container.
+    pub storage_container: String,
+    /// For `pageblob` storage, how long a process's lease on a partition's blobs lasts without
+    /// renewal (15 to 60 s, as the service allows): a process that dies has its partitions
+    /// opened again this long after its last renewal at the latest.
+    pub storage_lease: Duration,
+}
+
+/// Where partitions keep their state (the partitions' commit logs and checkpoints; a local
+/// transport keeps its input queues in `data_dir` either way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StorageKind {
+    /// Files in `data_dir`.
+    #[default]
+    File,
+    /// Azure page blobs (feature `pageblob`).
+    PageBlob,
+}
+
+/// A secret given from outside, such as a connection string: cloned and compared like a
+/// string, never printed (`Debug` shows only that it is there).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `text`.
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    /// The secret itself, for the code that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 impl Default for Settings {
@@ -112,6 +170,10 @@ impl Default for Settings {
             orchestrations_concurrency_max: 100,
             payload_bytes_max: 1 << 20,
             partition_lease: Duration::from_secs(10),
+            storage: StorageKind::File,
+            storage_connection: None,
+            storage_container: "netherite".into(),
+            storage_lease: Duration::from_secs(30),
         }
     }
 }
@@ -242,7 +304,13 @@ impl Settings {
             check_positive(self.orchestrations_concurrency_max.into()),
         )?;
         code("payload_bytes_max", check_payload(self.payload_bytes_max))?;
-        code("partition_lease", check_lease(self.partition_lease))
+        code("partition_lease", check_lease(self.partition_lease))?;
+        let connection = self.storage_connection.as_ref();
+        code(
+            "storage_connection",
+            check_connection(self.storage, connection),
+        )?;
+        code("storage_lease", check_storage_lease(self.storage_lease))
     }
 }
 
@@ -348,6 +416,41 @@ const FIELDS: &[Field] = &[
             let lease = parse_duration(text)?;
             check_lease(lease)?;
             s.partition_lease = lease;
+            Ok(())
+        },
+    },
+    Field {
+        key: "storage",
+        env: "NETHERITE_STORAGE",
+        set: |s, text| {
+            s.storage = parse_storage(text)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "storage_connection",
+        env: "NETHERITE_STORAGE_CONNECTION",
+        // Never quoted back: it holds the account's key.
+        set: |s, text| {
+            s.storage_connection = Some(Secret::new(text.trim()));
+            Ok(())
+        },
+    },
+    Field {
+        key: "storage_container",
+        env: "NETHERITE_STORAGE_CONTAINER",
+        set: |s, text| {
+            s.storage_container = text.trim().to_string();
+            Ok(())
+        },
+    },
+    Field {
+        key: "storage_lease",
+        env: "NETHERITE_STORAGE_LEASE",
+        set: |s, text| {
+            let lease = parse_duration(text)?;
+            check_storage_lease(lease)?;
+            s.storage_lease = lease;
             Ok(())
         },
     },
@@ -494,6 +597,30 @@ fn check_lease(lease: Duration) -> Result<(), String> {
         return Err(format!("{lease:?} is not within {min:?}..={max:?}"));
     }
     Ok(())
+}
+
+fn check_connection(storage: StorageKind, connection: Option<&Secret>) -> Result<(), String> {
+    let missing = connection.is_none_or(|secret| secret.expose().trim().is_empty());
+    if storage == StorageKind::PageBlob && missing {
+        return Err("pageblob storage needs a storage connection string".into());
+    }
+    Ok(())
+}
+
+fn check_storage_lease(lease: Duration) -> Result<(), String> {
+    let (min, max) = STORAGE_LEASE_RANGE;
+    if lease < min || lease > max {
+        return Err(format!("{lease:?} is not within {min:?}..={max:?}"));
+    }
+    Ok(())
+}
+
+fn parse_storage(text: &str) -> Result<StorageKind, String> {
+    match text.trim() {
+        "file" => Ok(StorageKind::File),
+        "pageblob" => Ok(StorageKind::PageBlob),
+        other => Err(format!("{other:?} is not a storage kind: file or pageblob")),
+    }
 }
 
 fn check_payload(max: u64) -> Result<(), String> {

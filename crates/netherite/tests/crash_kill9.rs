@@ -114,13 +114,45 @@ fn registry() -> Registry {
 /// The settings of every run: few partitions and frequent checkpoints, so that recoveries go
 /// through checkpoints and log tails both.
 fn settings(dir: &Path) -> Settings {
-    Settings {
+    let settings = Settings {
         partition_count: 4,
         data_dir: dir.to_path_buf(),
         checkpoint_events_max: 64,
         checkpoint_idle: Duration::from_millis(100),
         ..Settings::default()
+    };
+    with_test_storage(settings)
+}
+
+/// With the feature `pageblob`, the partitions' state goes to page blobs in the storage
+/// service `NETHERITE_TEST_AZURITE` names (Azurite, in `.ci/azure-tests`), in a container
+/// named after the data directory; the inputs stay in the directory. Without the feature, it
+/// stays on files.
+#[cfg(feature = "pageblob")]
+fn with_test_storage(settings: Settings) -> Settings {
+    use netherite::settings::{Secret, StorageKind};
+
+    let connection = std::env::var("NETHERITE_TEST_AZURITE")
+        .expect("with the feature pageblob, NETHERITE_TEST_AZURITE names the storage service");
+    let dir = settings.data_dir.file_name().unwrap_or_default();
+    let name: String = dir
+        .to_string_lossy()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    Settings {
+        storage: StorageKind::PageBlob,
+        storage_connection: Some(Secret::new(connection)),
+        storage_container: format!("crash-{}", name.to_ascii_lowercase()),
+        // The shortest lease: each restart after a kill waits for the dead child's to run out.
+        storage_lease: Duration::from_secs(15),
+        ..settings
     }
+}
+
+#[cfg(not(feature = "pageblob"))]
+fn with_test_storage(settings: Settings) -> Settings {
+    settings
 }
 
 /// A run of the load killed five times at random moments still completes every

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use netherite::Error;
-use netherite::settings::Settings;
+use netherite::settings::{Secret, Settings, StorageKind};
 use netherite::taskhub::{self, TASKHUB_FILE, TaskHub};
 
 const NO_ENV: [(&str, &str); 0] = [];
@@ -74,6 +74,10 @@ fn a_file_sets_every_setting() {
             orchestrations_concurrency_max = 16
             payload_bytes_max = 65536
             partition_lease = "4s"
+            storage = "pageblob"
+            storage_connection = "UseDevelopmentStorage=true"
+            storage_container = "hub-a"
+            storage_lease = "20s"
         "#,
     );
     let settings = Settings::from_toml_file(&path).expect("a good file");
@@ -87,6 +91,10 @@ fn a_file_sets_every_setting() {
         orchestrations_concurrency_max: 16,
         payload_bytes_max: 65536,
         partition_lease: Duration::from_secs(4),
+        storage: StorageKind::PageBlob,
+        storage_connection: Some(Secret::new("UseDevelopmentStorage=true")),
+        storage_container: "hub-a".into(),
+        storage_lease: Duration::from_secs(20),
     };
     assert_eq!(settings, expected);
 
@@ -326,4 +334,32 @@ fn a_corrupt_hub_file_is_refused() {
     std::fs::create_dir_all(dir.path().join("p00/input")).expect("a partition folder");
     let error = TaskHub::open(dir.path(), 4).expect_err("no hub file");
     assert!(error.to_string().contains("missing"), "{error}");
+}
+
+/// A storage connection string is a secret: settings print without it, and an error about
+/// the storage never quotes it; pageblob storage without one is refused.
+#[test]
+fn the_storage_connection_is_never_printed() {
+    let key = "AccountKey=c2VjcmV0LWtleQ==";
+    let env = [
+        ("NETHERITE_STORAGE", "pageblob"),
+        ("NETHERITE_STORAGE_CONNECTION", key),
+    ];
+    let settings = Settings::load_with_env(None, env).expect("good values");
+    assert_eq!(settings.storage, StorageKind::PageBlob);
+    assert!(
+        !format!("{settings:?}").contains("c2VjcmV0"),
+        "{settings:?}"
+    );
+
+    let missing = Settings {
+        storage: StorageKind::PageBlob,
+        ..Settings::default()
+    };
+    let error = missing.validate().expect_err("no connection string");
+    assert!(error.to_string().contains("storage_connection"), "{error}");
+
+    let env = [("NETHERITE_STORAGE", "s3")];
+    let error = Settings::load_with_env(None, env).expect_err("no such storage");
+    assert!(error.to_string().contains("file or pageblob"), "{error}");
 }

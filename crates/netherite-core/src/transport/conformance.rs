@@ -451,3 +451,62 @@ async fn expect_proposal(stream: &mut OwnershipStream, expected: Ownership) -> R
         Err(_) => Err(format!("no proposal arrived; expected {expected:?}")),
     }
 }
+
+/// A story for backends whose records are smaller than a payload may be (they store large
+/// payloads aside and put them back together on reading): a payload of `large_bytes` between
+/// two small ones is sent to `partition` and comes back whole, in order and at the positions
+/// the send gave, both to a subscription from the first position and to one that starts at
+/// the large payload's own position. Returns those positions. Panics, naming what differed,
+/// when a rule does not hold; `wait` bounds how long one event may take.
+pub async fn large_payload_story(
+    transport: &dyn Transport,
+    partition: PartitionId,
+    large_bytes: usize,
+    wait: Duration,
+) -> Vec<InputPosition> {
+    let large: Vec<u8> = (0..large_bytes).map(|i| (i % 251) as u8).collect();
+    let sent = vec![b"before".to_vec(), large.clone(), b"after".to_vec()];
+    let positions = transport.send(partition, sent.clone()).await.expect("sent");
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+
+    // From the first position: all three, in order, where the send said.
+    let mut all = transport
+        .subscribe(partition, positions[0])
+        .await
+        .expect("subscribed");
+    let events = read_events(&mut all, 3, wait).await;
+    let got: Vec<(InputPosition, &[u8])> = events
+        .iter()
+        .map(|e| (e.position, e.payload.as_slice()))
+        .collect();
+    let want: Vec<(InputPosition, &[u8])> = positions
+        .iter()
+        .copied()
+        .zip(sent.iter().map(Vec::as_slice))
+        .collect();
+    assert!(got == want, "the events differ from what was sent");
+
+    // From the large payload's own position: it is whole there too.
+    let mut from_large = transport
+        .subscribe(partition, positions[1])
+        .await
+        .expect("subscribed");
+    let events = read_events(&mut from_large, 2, wait).await;
+    assert_eq!(events[0].position, positions[1]);
+    assert!(events[0].payload == large, "the large payload changed");
+    assert_eq!(events[1].payload, b"after");
+    positions
+}
+
+/// The next `n` events of `stream`, each within `wait`; panics if one is missing or fails.
+async fn read_events(stream: &mut InputStream, n: usize, wait: Duration) -> Vec<InputEvent> {
+    let mut events = Vec::new();
+    while events.len() < n {
+        let next = tokio::time::timeout(wait, stream.next()).await;
+        let event = next
+            .expect("the event arrives")
+            .expect("the stream goes on");
+        events.push(event.expect("the event reads"));
+    }
+    events
+}

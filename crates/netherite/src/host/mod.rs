@@ -68,6 +68,8 @@ pub(crate) use self::runner::Command;
 use self::runner::Runner;
 #[cfg(feature = "file")]
 pub use self::storage::FileStorage;
+#[cfg(feature = "pageblob")]
+pub use self::storage::PageBlobStorage;
 pub use self::storage::{MemoryStorage, PartitionDevices, PartitionFence, PartitionStorage};
 pub use self::timer::TIMER_WAIT_MAX;
 use self::waiters::Waiters;

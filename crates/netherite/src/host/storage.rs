@@ -11,6 +11,8 @@
 //!   layout `pNN/log/`, `pNN/store/log/` and `pNN/store/checkpoints/`. Alone on a directory
 //!   it fences with directory locks; nodes sharing one ([`FileStorage::leased`]) fence with a
 //!   lease per partition (`pNN/lease`) whose epoch every device operation checks.
+//! - `PageBlobStorage` (feature `pageblob`): the same three devices per partition as page
+//!   blobs in an Azure Storage container, each fenced by its own blob lease.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -177,6 +179,11 @@ fn device_error(partition: PartitionId, source: netherite_core::Error) -> Error 
 
 #[cfg(feature = "file")]
 pub use self::file::FileStorage;
+#[cfg(feature = "pageblob")]
+pub use self::pageblob::PageBlobStorage;
+
+#[cfg(feature = "pageblob")]
+mod pageblob;
 
 #[cfg(feature = "file")]
 mod file {
