@@ -68,3 +68,35 @@ async fn orchestrations_run_over_kafka_and_survive_a_restart() {
     );
     engine.shutdown().await.expect("clean shutdown");
 }
+
+/// Page blobs are not a Kafka node's storage: asking for them is refused before any broker is
+/// tried, naming the setting, rather than ignored.
+#[tokio::test]
+async fn page_blob_storage_under_kafka_is_refused() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut settings = settings(dir.path());
+    settings.storage = netherite::settings::StorageKind::PageBlob;
+    settings.storage_connection = Some(netherite::settings::Secret::new(
+        "UseDevelopmentStorage=true",
+    ));
+    let options = KafkaOptions::new("127.0.0.1:9", "refused", PARTITIONS);
+    let started = netherite::Netherite::builder()
+        .settings(settings)
+        .start_on_kafka(options)
+        .await;
+    let error = started.err().expect("page blobs under Kafka are refused");
+    assert!(
+        matches!(
+            &error,
+            netherite::Error::InvalidSetting {
+                setting: "storage",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(
+        !dir.path().join("taskhub.toml").exists(),
+        "nothing was written"
+    );
+}

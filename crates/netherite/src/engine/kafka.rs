@@ -7,7 +7,7 @@ use netherite_transport_kafka::{KafkaOptions, KafkaTransport};
 use super::{Engine, EngineBuilder, connect, start_node};
 use crate::Error;
 use crate::host::FileStorage;
-use crate::settings::Settings;
+use crate::settings::{Settings, StorageKind};
 use crate::taskhub::TaskHub;
 
 impl EngineBuilder {
@@ -23,6 +23,7 @@ impl EngineBuilder {
     /// another partition count are refused at once.
     pub async fn start_on_kafka(self, mut options: KafkaOptions) -> Result<Engine, Error> {
         let settings = &self.settings;
+        check_storage(settings)?;
         let hub = open_shared_hub(settings).await?;
         options.partition_count = settings.partition_count;
         let node = connect::node_id();
@@ -44,6 +45,21 @@ impl EngineBuilder {
             }
         }
     }
+}
+
+/// Kafka nodes keep partition state in the shared data directory; page blobs under Kafka are
+/// refused rather than ignored.
+fn check_storage(settings: &Settings) -> Result<(), Error> {
+    if settings.storage != StorageKind::File {
+        return Err(Error::InvalidSetting {
+            setting: "storage",
+            origin: "settings".into(),
+            reason: "the Kafka transport keeps partition state in the shared data directory \
+                     (storage = \"file\"); page blobs with Kafka are not supported yet"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// Opens the task hub in the data directory as one node of several sharing it, off the async
