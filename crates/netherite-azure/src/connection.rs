@@ -267,10 +267,12 @@ fn sas_unsupported() -> Error {
     }
 }
 
+/// The endpoint in `text`. Errors never quote the text whole: a SAS URL or a key pasted in
+/// the wrong place would show in them.
 fn parse_url(key: &'static str, text: &str) -> Result<Url, Error> {
     let url = Url::parse(text).map_err(|e| Error::Invalid {
         key,
-        reason: format!("{text:?} is not a URL: {e}"),
+        reason: format!("it is not a URL: {e}"),
     })?;
     check_endpoint(key, url)
 }
@@ -278,9 +280,15 @@ fn parse_url(key: &'static str, text: &str) -> Result<Url, Error> {
 /// An endpoint is an http(s) base URL with a host and no query; its path loses a trailing
 /// slash, so that a container name can be appended as one more segment.
 fn check_endpoint(key: &'static str, mut url: Url) -> Result<Url, Error> {
+    let shown = format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.path()
+    );
     let invalid = |reason: &str| Error::Invalid {
         key,
-        reason: format!("{:?} {reason}", url.as_str()),
+        reason: format!("{shown:?} {reason}"),
     };
     if url.scheme() != "https" && url.scheme() != "http" {
         return Err(invalid("is neither https nor http"));
@@ -414,6 +422,14 @@ mod tests {
             (
                 "AccountName=a1b;SharedAccessSignature=sv=1&sig=abc".into(),
                 "not supported",
+            ),
+            (
+                format!("AccountName=a1b;AccountKey={KEY};BlobEndpoint=https://h/?sig={secret}"),
+                "query or fragment",
+            ),
+            (
+                format!("AccountName=a1b;AccountKey={KEY};BlobEndpoint=https://[{secret}"),
+                "not a URL",
             ),
             ("UseDevelopmentStorage=maybe".into(), "true or false"),
             (String::new(), "AccountName is missing"),

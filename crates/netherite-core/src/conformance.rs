@@ -4,6 +4,9 @@
 //! under a time limit, and ends passed, skipped (the adapter cannot simulate what it needs) or
 //! failed with a message. The suite runs every check even after a failure, so one run shows
 //! everything an adapter gets wrong; the [`SuiteReport`] lists them all.
+//!
+//! Suites and stories that need a real service (a broker, a storage emulator) find it with
+//! [`outside_service`].
 
 use std::fmt;
 use std::future::Future;
@@ -11,6 +14,22 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::Error;
+
+/// The outside service (a broker, a storage emulator) that the environment variable
+/// `variable` names for the tests of `what`. Without it the tests are skipped and say so,
+/// except in CI (`CI=true`), where a missing service is a failure: this panics.
+pub fn outside_service(variable: &str, what: &str) -> Option<String> {
+    match std::env::var(variable) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{variable} is not set: CI must run {what}")
+        }
+        _ => {
+            eprintln!("{variable} is not set: {what} skipped");
+            None
+        }
+    }
+}
 
 /// How long one check may take before it counts as failed (a hung adapter must not hang CI).
 pub const CHECK_TIME_MAX: Duration = Duration::from_secs(30);

@@ -55,18 +55,21 @@ struct ServeArgs {
     /// The Kafka bootstrap brokers, `host:port[,host:port...]` (with `--transport kafka`).
     #[arg(long, env = "NETHERITE_KAFKA_BROKERS")]
     brokers: Option<String>,
-    /// The task hub's name on Kafka: the prefix of its topics and consumer group.
+    /// The task hub's name on Kafka: the prefix of its topics and consumer group (Kafka only;
+    /// on Event Hubs the event hubs are always `partitions` and `clients`).
     #[arg(long, default_value = "netherite")]
     hub: String,
     /// Where partition state lives: `file` (the data directory) or `pageblob` (Azure page
     /// blobs, feature `pageblob`); default: the settings' `storage`.
     #[arg(long, value_enum)]
     storage: Option<StorageArg>,
-    /// The Azure Storage connection string for `pageblob` (a flag shows in the process list:
-    /// prefer NETHERITE_STORAGE_CONNECTION or --storage-connection-file).
+    /// The Azure Storage connection string for `pageblob`, over the settings file and
+    /// NETHERITE_STORAGE_CONNECTION (a flag shows in the process list: prefer the variable or
+    /// --storage-connection-file).
     #[arg(long, value_parser = secret)]
     storage_connection: Option<Secret>,
-    /// A file holding the Azure Storage connection string (surrounding whitespace ignored).
+    /// A file holding the Azure Storage connection string (surrounding whitespace ignored);
+    /// wins over --storage-connection and the variable.
     #[arg(long)]
     storage_connection_file: Option<PathBuf>,
     /// The container holding the task hub's page blobs (default `netherite`).
@@ -77,7 +80,8 @@ struct ServeArgs {
     #[arg(long, env = "NETHERITE_EVENTHUBS_CONNECTION", hide_env_values = true,
         value_parser = secret)]
     eventhubs_connection: Option<Secret>,
-    /// A file holding the Event Hubs connection string.
+    /// A file holding the Event Hubs connection string; wins over --eventhubs-connection and
+    /// the variable.
     #[arg(long)]
     eventhubs_connection_file: Option<PathBuf>,
 }

@@ -145,6 +145,26 @@ impl PageBlobDevice {
         self.inner.start.load(Ordering::Acquire)
     }
 
+    /// Resolves once this handle has lost the device: its lease was broken or taken, the
+    /// metadata blob deleted, or a newer owner's mark met. The background renewal finds this
+    /// out within a third of the lease duration even when no call is made. Never resolves while
+    /// the lease is held, nor after a release.
+    pub async fn lost(&self) {
+        self.inner.lease.lost().await;
+    }
+
+    /// Writes the metadata blob again, unchanged, without telling this handle its new ETag: as
+    /// a write of this owner that was reported failed (no answer in time) and landed later.
+    #[cfg(feature = "testing")]
+    pub async fn land_a_late_metadata_write(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        let stored = inner.meta.lock().await;
+        let blob = inner.layout.meta_blob();
+        let lease = inner.lease.id();
+        meta::write(&inner.service, &blob, &stored.meta, &stored.etag, lease).await?;
+        Ok(())
+    }
+
     /// Stops the handle as a crash would: no release, no more renewals, every later call
     /// fenced; the lease runs out by itself.
     #[cfg(feature = "testing")]

@@ -7,8 +7,10 @@
 //!
 //! - `Fenced`: [`Error::LeaseHeld`], [`Error::Fenced`], [`Error::Released`]; another owner
 //!   holds or took the device (a 409 or 412 on the lease, a newer owner's mark on a segment).
-//! - `Io` (retryable): [`Error::Unavailable`], timeouts, throttling and server errors that
-//!   outlasted the device's own retries; and [`Error::Refused`], an answer no retry changes.
+//! - `Io`: [`Error::Unavailable`], timeouts, throttling and server errors that outlasted the
+//!   device's own retries, which a later call may get past; and [`Error::Refused`], an answer
+//!   of the service this crate has no class for. The contract has no class for "refused for
+//!   good", so it travels as `Io` too, its message naming the status and the service's code.
 //! - `Malformed`: [`Error::Corrupt`], a metadata blob that does not decode.
 //! - `InvalidArgument`: [`Error::ContainerNotFound`], [`Error::Denied`] and bad options, which
 //!   an operator must fix.

@@ -8,7 +8,8 @@
 //! - **released**: the owner let go ([`Lease::release`]), so the next owner gets in at once;
 //! - **lost**: the service refused it (a renewal or a leased write answered 409 or 412, the
 //!   lease broken or taken by another id), or a newer owner's mark showed on a segment. It is
-//!   logged once, with the blob's name; every later call of the handle is fenced.
+//!   logged once, with the blob's name; every later call of the handle is fenced, and
+//!   [`Lease::lost`] wakes whoever waits for it, so that an idle owner stops too.
 //!
 //! A transient failure to renew loses nothing by itself: the next renewal decides, and the
 //! service renews a lease that ran out as long as nobody else took it.
@@ -18,11 +19,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use azure_storage_blob::models::BlobClientAcquireLeaseOptions;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::meta::{self, Meta};
-use crate::service::Service;
+use crate::service::{Service, VANISHED_TRIES_MAX, vanished};
 use crate::{Error, PageBlobOptions};
 
 /// How often an open that waits for another owner's lease tries again.
@@ -39,6 +41,8 @@ pub(crate) struct Lease {
     blob: String,
     id: String,
     state: AtomicU8,
+    /// Turns true when the lease is lost, for whoever waits on [`Lease::lost`].
+    lost: watch::Sender<bool>,
     renewer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -55,13 +59,17 @@ impl Lease {
     ) -> Result<Arc<Lease>, Error> {
         let id = lease_id();
         let began = Instant::now();
-        let mut waiting = false;
+        let (mut waiting, mut creations) = (false, 0);
         loop {
             let failure = match try_acquire(service, blob, &id, options.lease_duration).await {
                 Ok(()) => return Ok(Lease::taken(service, blob, id, options.renew_every())),
                 Err(failure) => failure,
             };
             if failure.is(404, "BlobNotFound") {
+                if creations == VANISHED_TRIES_MAX {
+                    return Err(vanished("acquire lease", blob));
+                }
+                creations += 1;
                 meta::create(service, blob, fresh).await?;
                 continue;
             }
@@ -92,6 +100,7 @@ impl Lease {
             blob: blob.to_string(),
             id,
             state: AtomicU8::new(HELD),
+            lost: watch::Sender::new(false),
             renewer: Mutex::new(None),
         });
         let task = tokio::spawn(renew_in_background(Arc::downgrade(&lease), every));
@@ -132,8 +141,18 @@ impl Lease {
             .compare_exchange(HELD, LOST, Ordering::AcqRel, Ordering::Acquire);
         if lost.is_ok() {
             self.stop_renewing();
+            self.lost.send_replace(true);
             tracing::warn!(blob = %self.blob, operation, %error, "page blob lease lost: fenced");
         }
+    }
+
+    /// Resolves once the lease is lost, whether a call or the background renewal found out;
+    /// never while it is held, nor after a release.
+    pub(crate) async fn lost(&self) {
+        let mut lost = self.lost.subscribe();
+        // The sender lives in `self`, which outlives this borrow, so the wait ends only when
+        // the value turns true.
+        let _ = lost.wait_for(|lost| *lost).await;
     }
 
     /// Renews the lease now: the proof, at the service, that this owner still holds it.

@@ -187,9 +187,12 @@ pub(crate) async fn create(service: &Service, blob: &str, meta: &Meta) -> Result
 /// Replaces the metadata blob `blob` with `meta`, if it still has the ETag `etag` and the
 /// lease `lease_id` is held; returns the new ETag.
 ///
-/// A precondition failure is read twice: if the blob now holds exactly `meta`, an earlier try
-/// of this very call landed and its answer was lost; otherwise another writer changed the
-/// blob, which only an owner that took the lease over can do.
+/// A precondition failure is read back. If the blob now holds exactly `meta`, an earlier try
+/// of this very call landed and its answer was lost. If it holds another record of this
+/// owner's epoch, an earlier call that was reported as failed (no answer in time) landed
+/// late: nobody else writes under a held lease, and `meta` was made only from writes this
+/// owner saw succeed, so it is written over that record once. Any other record is another
+/// owner's: fenced.
 pub(crate) async fn write(
     service: &Service,
     blob: &str,
@@ -197,18 +200,27 @@ pub(crate) async fn write(
     etag: &Etag,
     lease_id: &str,
 ) -> Result<Etag, Error> {
-    let options = BlockBlobClientUploadOptions {
+    let leased = |etag: &Etag| BlockBlobClientUploadOptions {
         if_match: Some(etag.clone()),
         lease_id: Some(lease_id.to_string()),
         ..Default::default()
     };
-    let failure = match put(service, "write metadata", blob, meta, options).await {
+    let failure = match put(service, "write metadata", blob, meta, leased(etag)).await {
         Ok(etag) => return Ok(etag),
         Err(failure) if failure.is(412, "ConditionNotMet") => failure,
         Err(failure) => return Err(service.error("write metadata", blob, failure)),
     };
     match read(service, blob).await? {
         Some(now) if now.meta == *meta => Ok(now.etag),
+        Some(now) if now.meta.epoch == meta.epoch => {
+            tracing::info!(
+                blob,
+                "metadata held a late write of this owner; written over"
+            );
+            put(service, "write metadata", blob, meta, leased(&now.etag))
+                .await
+                .map_err(|failure| service.error("write metadata", blob, failure))
+        }
         _ => Err(Error::fenced(
             "write metadata",
             blob,

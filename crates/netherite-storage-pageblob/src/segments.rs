@@ -29,7 +29,7 @@ use futures::TryStreamExt;
 
 use crate::Error;
 use crate::layout::{Layout, Piece};
-use crate::service::Service;
+use crate::service::{Service, VANISHED_TRIES_MAX, vanished};
 
 /// The segments of one device, as seen by the owner of one epoch.
 #[derive(Debug)]
@@ -54,7 +54,7 @@ impl Segments {
     pub(crate) async fn mark(&self, index: u64) -> Result<(), Error> {
         let name = self.layout.segment_blob(index);
         let client = self.service.blob(&name).page_blob_client();
-        loop {
+        for _ in 0..VANISHED_TRIES_MAX {
             let options = PageBlobClientSetSequenceNumberOptions {
                 blob_sequence_number: Some(self.epoch),
                 ..Default::default()
@@ -79,6 +79,7 @@ impl Segments {
                 Err(failure) => return Err(self.service.error("mark segment", &name, failure)),
             }
         }
+        Err(vanished("mark segment", &name))
     }
 
     /// Creates segment `index`, above every segment that existed when this owner opened. One
@@ -153,13 +154,17 @@ impl Segments {
     pub(crate) async fn put(&self, piece: Piece, bytes: Bytes) -> Result<(), Error> {
         let name = self.layout.segment_blob(piece.segment);
         let client = self.service.blob(&name).page_blob_client();
+        // A page rewritten later (a log's last, partly filled page) must not be overwritten by
+        // a late try of this write: the service gives it up past its timeout, which the call
+        // waits out after a try without an answer.
         let options = PageBlobClientUploadPagesOptions {
             if_sequence_number_less_than_or_equal_to: Some(self.epoch),
+            timeout: Some(self.service.server_timeout()),
             ..Default::default()
         };
         let result = self
             .service
-            .call("write", &name, || {
+            .call_timed("write", &name, || {
                 let range = HttpRange::new(piece.offset, piece.len);
                 let body = bytes.clone().into();
                 client.upload_pages(body, piece.len, range, Some(options.clone()))

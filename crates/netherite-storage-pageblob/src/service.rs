@@ -135,22 +135,64 @@ impl Service {
         F: Fn() -> Fut,
         Fut: Future<Output = azure_core::Result<T>>,
     {
+        self.call_with(operation, blob, Duration::ZERO, attempt)
+            .await
+    }
+
+    /// Like [`call`](Self::call), for a write that must not land after anything written
+    /// later (a page, rewritten when the log's last page fills up): `attempt` sends
+    /// [`server_timeout`](Self::server_timeout) with its request, past which the service
+    /// gives the request up. A try that got no answer in time may still be carried out until
+    /// then, so after one the call waits that long before it tries again or gives up: when it
+    /// returns, no try of it can land any more.
+    pub(crate) async fn call_timed<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        blob: &str,
+        attempt: F,
+    ) -> Result<T, Failure>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = azure_core::Result<T>>,
+    {
+        let settle = Duration::from_secs(self.server_timeout().unsigned_abs().into());
+        self.call_with(operation, blob, settle, attempt).await
+    }
+
+    /// The loop of both calls: after a try without an answer it waits at least `settle`.
+    async fn call_with<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        blob: &str,
+        settle: Duration,
+        attempt: F,
+    ) -> Result<T, Failure>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = azure_core::Result<T>>,
+    {
         let mut tries = 0;
         loop {
             tries += 1;
+            let mut unanswered = false;
             let reason = match tokio::time::timeout(self.retry.request_timeout, attempt()).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(error)) => classify(&error)?,
-                Err(_) => format!("no answer within {:?}", self.retry.request_timeout),
+                Err(_) => {
+                    unanswered = true;
+                    format!("no answer within {:?}", self.retry.request_timeout)
+                }
             };
+            let settle = if unanswered { settle } else { Duration::ZERO };
             if tries >= self.retry.attempts_max {
+                tokio::time::sleep(settle).await;
                 tracing::warn!(operation, blob, tries, reason, "page blob call gave up");
                 return Err(Failure::Exhausted {
                     attempts: tries,
                     reason,
                 });
             }
-            let pause = self.backoff(tries);
+            let pause = self.backoff(tries).max(settle);
             tracing::debug!(
                 operation,
                 blob,
@@ -161,6 +203,12 @@ impl Service {
             );
             tokio::time::sleep(pause).await;
         }
+    }
+
+    /// The service-side limit of a request, in whole seconds: `request_timeout`, at least one.
+    pub(crate) fn server_timeout(&self) -> i32 {
+        let seconds = self.retry.request_timeout.as_secs().max(1);
+        i32::try_from(seconds).unwrap_or(i32::MAX)
     }
 
     /// The pause after the `tries`-th failed try.
@@ -228,6 +276,20 @@ impl Service {
     }
 }
 
+/// How many times a blob found missing is created again within one call before the call
+/// gives up: a blob that keeps vanishing is being deleted by someone else.
+pub(crate) const VANISHED_TRIES_MAX: u32 = 3;
+
+/// The error of a call that found `blob` missing after each of its creations.
+pub(crate) fn vanished(operation: &'static str, blob: &str) -> Error {
+    Error::Unavailable {
+        operation,
+        blob: blob.to_string(),
+        attempts: VANISHED_TRIES_MAX,
+        reason: "the blob was missing again after each creation".into(),
+    }
+}
+
 /// Reads an SDK error: `Ok(reason)` when it is worth another try, `Err` when not.
 fn classify(error: &azure_core::Error) -> Result<String, Failure> {
     match error.kind() {
@@ -266,4 +328,53 @@ fn describe(error: &azure_core::Error) -> String {
         cause = inner.source();
     }
     redact_sas(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use netherite_azure::StorageAccount;
+    use tokio::time::Instant;
+
+    use super::*;
+
+    /// A service whose tries take up to 2 s, two of them, 10 ms apart.
+    fn service() -> Service {
+        let account = StorageAccount::parse("UseDevelopmentStorage=true").expect("Azurite's");
+        let options = PageBlobOptions {
+            request_timeout: Duration::from_secs(2),
+            attempts_max: 2,
+            backoff_min: Duration::from_millis(10),
+            ..PageBlobOptions::default()
+        };
+        Service::new(&account, "hub", &options).expect("valid options")
+    }
+
+    fn silent() -> impl Future<Output = azure_core::Result<()>> {
+        std::future::pending()
+    }
+
+    /// A timed call whose tries get no answer waits out the service's timeout after each one,
+    /// the last included, so no try lands after it returns; an untimed call only backs off.
+    #[tokio::test(start_paused = true)]
+    async fn a_timed_call_outwaits_its_unanswered_tries() {
+        let service = service();
+        assert_eq!(service.server_timeout(), 2);
+
+        let began = Instant::now();
+        let timed = service.call_timed("write", "b", silent).await;
+        assert!(matches!(timed, Err(Failure::Exhausted { attempts: 2, .. })));
+        assert!(
+            began.elapsed() >= Duration::from_secs(8),
+            "two tries, two waits"
+        );
+
+        let began = Instant::now();
+        let untimed = service.call("read", "b", silent).await;
+        assert!(matches!(
+            untimed,
+            Err(Failure::Exhausted { attempts: 2, .. })
+        ));
+        let took = began.elapsed();
+        assert!(took >= Duration::from_millis(4_010) && took < Duration::from_secs(5));
+    }
 }

@@ -168,6 +168,66 @@ async fn a_lost_lease_fences_every_later_call_and_is_logged_once() {
     assert_eq!(next.read(0, 512).await.unwrap(), vec![6; 512]);
 }
 
+/// An idle owner learns of a broken lease from its background renewal, within a third of the
+/// lease duration and without a call of its own: [`PageBlobDevice::lost`] resolves.
+#[tokio::test]
+async fn an_idle_owner_learns_of_a_lost_lease() {
+    let Some(account) = support::account().await else {
+        return;
+    };
+    let prefix = testing::fresh_prefix("ownership");
+    let lease = Duration::from_secs(15);
+    let device = open(
+        &account,
+        &prefix,
+        options("node-a").with_lease_duration(lease),
+    )
+    .await;
+    let quiet = tokio::time::timeout(Duration::from_secs(1), device.lost()).await;
+    assert!(quiet.is_err(), "a held lease is not lost");
+
+    testing::break_lease(&account, support::CONTAINER, &prefix)
+        .await
+        .unwrap();
+    let noticed = tokio::time::timeout(lease, device.lost()).await;
+    assert!(
+        noticed.is_ok(),
+        "the renewal did not notice within {lease:?}"
+    );
+    assert!(is_fenced(&device.read(0, 1).await.unwrap_err()));
+}
+
+/// A metadata write of this owner that landed after it was reported failed leaves the handle
+/// with an old ETag. The next change of the metadata reads the blob back, finds this owner's
+/// epoch there, and writes over it: no false fence, and the change is what the next owner
+/// finds.
+#[tokio::test]
+async fn a_late_write_of_the_owner_is_not_taken_for_a_fence() {
+    let Some(account) = support::account().await else {
+        return;
+    };
+    let prefix = testing::fresh_prefix("ownership");
+    let device = open(&account, &prefix, options("node-a")).await;
+    device.write(0, &[3; 1024]).await.unwrap();
+    device.flush().await.unwrap();
+
+    device.land_a_late_metadata_write().await.unwrap();
+    device.truncate_before(512).await.expect("not fenced");
+    device
+        .write(1024, &[4; 512])
+        .await
+        .expect("still the owner");
+    device.flush().await.unwrap();
+    device.release().await.unwrap();
+
+    let next = open(&account, &prefix, options("node-b")).await;
+    assert_eq!(next.start(), 512);
+    assert_eq!(
+        next.read(512, 1024).await.unwrap(),
+        [[3; 512], [4; 512]].concat()
+    );
+}
+
 /// An older owner that has not noticed a newer one took over is refused by the service on its
 /// next write (the newer epoch is on every segment), and its truncation too; the newer owner's
 /// bytes are untouched.

@@ -68,11 +68,12 @@ impl EventHubsConnection {
     /// ```
     pub fn parse(text: &str) -> Result<EventHubsConnection, Error> {
         let mut parts = Parts::default();
-        for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let nonempty = text.split(';').map(str::trim).filter(|p| !p.is_empty());
+        for (index, part) in nonempty.enumerate() {
             let (key, value) = part
                 .split_once('=')
-                .ok_or_else(|| invalid("a part has no '='".into()))?;
-            parts.set(key.trim(), value.trim())?;
+                .ok_or_else(|| invalid(format!("part {} has no '='", index + 1)))?;
+            parts.set(index + 1, key.trim(), value.trim())?;
         }
         parts.finish()
     }
@@ -117,7 +118,9 @@ struct Parts {
 }
 
 impl Parts {
-    fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
+    /// Takes part number `number`. An unknown name is reported by the part's number only: a
+    /// key pasted without its name would otherwise be quoted in the error.
+    fn set(&mut self, number: usize, key: &str, value: &str) -> Result<(), Error> {
         let slot = match key.to_ascii_lowercase().as_str() {
             "endpoint" => &mut self.endpoint,
             "sharedaccesskeyname" => &mut self.key_name,
@@ -133,7 +136,12 @@ impl Parts {
             "usedevelopmentemulator" => {
                 return Err(invalid("the Event Hubs emulator is not supported".into()));
             }
-            _ => return Err(invalid(format!("unknown part {key}"))),
+            _ => {
+                return Err(invalid(format!(
+                    "part {number} has an unknown name (the known ones are Endpoint, \
+                     SharedAccessKeyName, SharedAccessKey and SharedAccessSignature)"
+                )));
+            }
         };
         if value.is_empty() {
             return Err(invalid(format!("{key} is empty")));
@@ -300,6 +308,8 @@ mod tests {
             &format!("{GOOD};Colour=blue"),
             "Endpoint=sb://demo/;SharedAccessKeyName=root;SharedAccessKey=",
             "Endpoint=sb://demo/;SharedAccessSignature=SharedAccessSignature sig=SECRET",
+            "Endpoint=sb://demo/;SharedAccessKeyName=root;SECRET=abc",
+            "Endpoint=sb://demo/;SharedAccessKeyName=root;SECRETSECRET==",
             "just text",
         ];
         for text in bad {

@@ -25,7 +25,9 @@
 //!   event, and never reads below that point again). A blob is deleted once every event that
 //!   refers to it is processed, as far as the reader of this node saw those events; blobs that
 //!   escape that (a crash, a send that failed halfway) are swept once older than
-//!   `aside_retention`.
+//!   `aside_retention`. A reference whose blob is gone (a copy of a batch the service appended
+//!   twice, met after the first copy's blob was deleted) is skipped, as is one naming a blob
+//!   outside its partition's folder.
 //! - **Ownership** comes from ownership records in the same container, in the Event Hubs
 //!   processor's scheme: conditional writes on ETags, expiry, and a balancing round per node
 //!   ([`ownership`]).

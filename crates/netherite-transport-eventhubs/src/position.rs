@@ -13,7 +13,8 @@
 //!     expired by retention   retained events                  not sent yet
 //!   |  0  1  ...  b-1  |  b  b+1  ...  last  |  last+1  ...
 //!                         ^ first_available     ^ a subscription from here waits
-//!   subscribing below first_available is an InvalidArgument (rule 8 of the contract)
+//!   subscribing below first_available is an InvalidArgument (rule 8 of the contract), and
+//!   so is subscribing past last+1 (a position from another event hub of the same name)
 //! ```
 //!
 //! The service reports `b` (the beginning) and `last` for each partition. An empty partition
@@ -43,7 +44,9 @@ impl Retained {
         }
     }
 
-    /// Refuses a subscription that would start below what the partition still holds.
+    /// Refuses a subscription that would start below what the partition still holds, or past
+    /// the number its next event will get: a checkpoint taken on another event hub of the same
+    /// name (one deleted and created again) must not wait for events that never come.
     pub(crate) fn check_start(&self, from: InputPosition) -> Result<(), Error> {
         let first = self.first_available();
         if i128::from(from.0) < i128::from(first) {
@@ -51,6 +54,16 @@ impl Retained {
                 operation: "subscribe",
                 reason: format!(
                     "position {from} is gone from the event hub (its retention starts at {first})"
+                ),
+            });
+        }
+        let next = self.last.saturating_add(1).max(0);
+        if i128::from(from.0) > i128::from(next) {
+            return Err(Error::InvalidArgument {
+                operation: "subscribe",
+                reason: format!(
+                    "position {from} is past the end of the event hub's partition (its next \
+                     event is {next}): the event hub is not the one the position came from"
                 ),
             });
         }
@@ -127,8 +140,8 @@ mod tests {
         assert_eq!(expired.first_available(), 21);
     }
 
-    /// A partition input refuses a start below retention; a client's responses start at the
-    /// oldest held instead.
+    /// A partition input refuses a start below retention or past the next event; a client's
+    /// responses start at the oldest held instead.
     #[test]
     fn starts_below_retention_are_refused_or_clamped() {
         let holding = Retained {
@@ -137,9 +150,11 @@ mod tests {
             empty: false,
         };
         assert!(holding.check_start(InputPosition(7)).is_ok());
-        assert!(holding.check_start(InputPosition(30)).is_ok());
+        assert!(holding.check_start(InputPosition(21)).is_ok());
         let refused = holding.check_start(InputPosition::START);
         assert!(matches!(refused, Err(Error::InvalidArgument { .. })));
+        let past_the_end = holding.check_start(InputPosition(22));
+        assert!(matches!(past_the_end, Err(Error::InvalidArgument { .. })));
 
         assert_eq!(holding.clamp_start(InputPosition::START), InputPosition(7));
         assert_eq!(holding.clamp_start(InputPosition(9)), InputPosition(9));

@@ -218,6 +218,15 @@ pub enum Error {
         /// The contract's error.
         source: netherite_core::Error,
     },
+    /// The storage that holds the task hub (a container of page blobs) could not be opened or
+    /// checked: refused credentials, no answer, a name the service rejects.
+    #[error("task hub storage {location}: {reason}")]
+    HubStorage {
+        /// Where the task hub is, e.g. `container hub-1`.
+        location: String,
+        /// What the service answered, never quoting a secret.
+        reason: String,
+    },
     /// The engine shut down, or the request's answer can no longer come.
     #[error("engine closed: {0}")]
     Closed(String),

@@ -242,7 +242,7 @@ impl Settings {
         };
         let table: toml::Table = text
             .parse()
-            .map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+            .map_err(|e: toml::de::Error| file_error(toml_error(text, &e)))?;
 
         let mut settings = Settings::default();
         let origin = format!("file {}", path.display());
@@ -477,13 +477,27 @@ fn process_env() -> Vec<(String, String)> {
         .collect()
 }
 
-/// A TOML value as the text the setting parsers read.
+/// What is wrong with text that is not TOML, placed by line and column. The offending line
+/// is not quoted: it may hold a connection string.
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim();
+    let Some(span) = error.span() else {
+        return format!("not TOML: {message}");
+    };
+    let before = &text.as_bytes()[..span.start.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    format!("not TOML at line {line}, column {column}: {message}")
+}
+
+/// A TOML value as the text the setting parsers read. Other values are not quoted back, since
+/// they may hold a secret.
 fn toml_text(value: &toml::Value) -> Result<String, String> {
     match value {
         toml::Value::Integer(n) => Ok(n.to_string()),
         toml::Value::String(s) => Ok(s.clone()),
         other => Err(format!(
-            "expected a number or a string, found a {} ({other})",
+            "expected a number or a string, found a {}",
             other.type_str()
         )),
     }
@@ -611,6 +625,11 @@ fn check_storage_lease(lease: Duration) -> Result<(), String> {
     let (min, max) = STORAGE_LEASE_RANGE;
     if lease < min || lease > max {
         return Err(format!("{lease:?} is not within {min:?}..={max:?}"));
+    }
+    if lease.subsec_nanos() != 0 {
+        return Err(format!(
+            "{lease:?} is not a whole number of seconds, which blob leases are taken in"
+        ));
     }
     Ok(())
 }

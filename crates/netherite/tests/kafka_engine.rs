@@ -84,7 +84,7 @@ async fn page_blob_storage_under_kafka_is_refused() {
         .settings(settings)
         .start_on_kafka(options)
         .await;
-    let error = started.err().expect("page blobs under Kafka are refused");
+    let error = started.expect_err("page blobs under Kafka are refused");
     assert!(
         matches!(
             &error,

@@ -96,16 +96,9 @@ fn free_port() -> u16 {
 }
 
 fn tansu() -> Option<PathBuf> {
-    match std::env::var("NETHERITE_TEST_TANSU") {
-        Ok(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("NETHERITE_TEST_TANSU is not set: CI must run the broker-fault stories")
-        }
-        _ => {
-            eprintln!("NETHERITE_TEST_TANSU is not set: the broker-fault stories are skipped");
-            None
-        }
-    }
+    let what = "the broker-fault stories";
+    let path = netherite_core::conformance::outside_service("NETHERITE_TEST_TANSU", what)?;
+    Some(PathBuf::from(path))
 }
 
 /// The broker is killed with SIGKILL while orchestrations that cross partitions are in

@@ -207,6 +207,12 @@ fn bad_values_name_setting_and_source() {
         ),
         ("NETHERITE_DATA_DIR", "", "data_dir", "empty"),
         (
+            "NETHERITE_STORAGE_LEASE",
+            "20500ms",
+            "storage_lease",
+            "whole number of seconds",
+        ),
+        (
             "NETHERITE_ACTIVITIES_CONCURRENCY_MAX",
             "-1",
             "activities_concurrency_max",
@@ -233,7 +239,7 @@ fn bad_values_name_setting_and_source() {
 }
 
 /// In a file, a bad value names the file; an unknown key, a wrong type or broken TOML is a
-/// settings-file error naming the file and the problem.
+/// settings-file error naming the file and the problem, never quoting what may be a secret.
 #[test]
 fn bad_files_name_the_file_and_the_problem() {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -261,6 +267,27 @@ fn bad_files_name_the_file_and_the_problem() {
             assert!(message.contains(says), "{message} should say {says}");
         }
     }
+
+    let unquoted = write_file(
+        dir.path(),
+        "partition_count = 4\nstorage_connection = AccountName=a;AccountKey=SECRETKEY\n",
+    );
+    let message = Settings::from_toml_file(&unquoted)
+        .expect_err("not TOML")
+        .to_string();
+    assert!(message.contains("line 2"), "{message}");
+    assert!(
+        !message.contains("SECRETKEY"),
+        "the key is quoted: {message}"
+    );
+    let table = write_file(dir.path(), "storage_connection = [\"SECRETKEY\"]\n");
+    let message = Settings::from_toml_file(&table)
+        .expect_err("an array")
+        .to_string();
+    assert!(
+        !message.contains("SECRETKEY"),
+        "the key is quoted: {message}"
+    );
 
     let missing = dir.path().join("absent.toml");
     let error = Settings::load_with_env(Some(&missing), NO_ENV).expect_err("no file");

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use netherite_core::Error;
 
-use super::{AsideStore, StoredBlob, gone};
+use super::{AsideStore, StoredBlob};
 use crate::clock::Clock;
 
 /// Blobs kept in memory, stamped by a clock.
@@ -44,16 +44,18 @@ impl AsideStore for MemoryAsideStore {
         Ok(())
     }
 
-    async fn get(&self, name: &str, offset: u64, length: u64) -> Result<Vec<u8>, Error> {
+    async fn get(&self, name: &str, offset: u64, length: u64) -> Result<Option<Vec<u8>>, Error> {
         let blobs = self.lock();
-        let (bytes, _) = blobs.get(name).ok_or_else(|| gone(name))?;
+        let Some((bytes, _)) = blobs.get(name) else {
+            return Ok(None);
+        };
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(bytes.len());
         let end = usize::try_from(offset.saturating_add(length))
             .unwrap_or(usize::MAX)
             .min(bytes.len());
-        Ok(bytes[start..end].to_vec())
+        Ok(Some(bytes[start..end].to_vec()))
     }
 
     async fn delete(&self, name: &str) -> Result<(), Error> {

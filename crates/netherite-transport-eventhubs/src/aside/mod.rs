@@ -44,34 +44,22 @@ pub(crate) struct StoredBlob {
 /// Where blob batches are kept: one container of block blobs.
 ///
 /// Rules every implementation keeps: `put` returns once the blob is durable (it replaces any
-/// blob of that name); `get` of a blob that does not exist is an `InvalidArgument` (it was
-/// deleted, so the events referring to it were discarded or expired); `delete` of a blob that
-/// does not exist succeeds; `list` returns the blobs whose name starts with the prefix. An
-/// `Io` error may pass when retried.
+/// blob of that name); `get` of a blob that does not exist is `Ok(None)`; `delete` of a blob
+/// that does not exist succeeds; `list` returns the blobs whose name starts with the prefix.
+/// An `Io` error may pass when retried.
 #[async_trait]
 pub(crate) trait AsideStore: Send + Sync + fmt::Debug {
     /// Writes `bytes` as the blob `name`.
     async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), Error>;
 
-    /// Reads `length` bytes of blob `name` from `offset`.
-    async fn get(&self, name: &str, offset: u64, length: u64) -> Result<Vec<u8>, Error>;
+    /// Reads `length` bytes of blob `name` from `offset`; `None` when there is no such blob.
+    async fn get(&self, name: &str, offset: u64, length: u64) -> Result<Option<Vec<u8>>, Error>;
 
     /// Deletes the blob `name`.
     async fn delete(&self, name: &str) -> Result<(), Error>;
 
     /// The blobs whose names start with `prefix`.
     async fn list(&self, prefix: &str) -> Result<Vec<StoredBlob>, Error>;
-}
-
-/// The error for a blob that is gone.
-pub(crate) fn gone(name: &str) -> Error {
-    Error::InvalidArgument {
-        operation: "subscribe",
-        reason: format!(
-            "the stored-aside blob {name} is gone: its events were discarded or are past the \
-             retention"
-        ),
-    }
 }
 
 /// The limits and timings of stored-aside payloads.
@@ -129,6 +117,13 @@ pub(crate) fn split(payloads: Vec<Vec<u8>>, inline_bytes_max: usize, blob_name: 
     }
 }
 
+/// When the blob `name` was made, from the milliseconds its name starts with.
+fn created_at(name: &str) -> Option<SystemTime> {
+    let file = name.rsplit('/').next()?;
+    let millis: u64 = file.split('-').next()?.parse().ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+}
+
 /// Stored-aside payloads of one event hub: writing, reading back and deleting blob batches.
 #[derive(Debug)]
 pub(crate) struct Aside {
@@ -180,17 +175,36 @@ impl Aside {
         Ok(split.bodies)
     }
 
-    /// The payload `reference` names, met at `position` in `partition`'s queue.
+    /// The payload `reference` names, met at `position` in `partition`'s queue, or `None` when
+    /// the event must be skipped.
+    ///
+    /// Two kinds of reference are skipped, with a warning. One that names a blob outside the
+    /// partition's folder is not this partition's to read (nor, later, to delete). One whose
+    /// blob is gone while younger than the retention was deleted by the ledger, once a
+    /// discard point passed its last reference: what meets it again is a second copy of an
+    /// event already processed (a retried batch the service appended twice). A blob gone
+    /// past the retention may have been swept before its events were processed, which loses
+    /// them: that is an error naming the retention, never a silent skip.
     pub(crate) async fn fetch(
         &self,
         partition: PartitionId,
         reference: &Reference,
         position: InputPosition,
-    ) -> Result<Vec<u8>, Error> {
-        let payload = self
+    ) -> Result<Option<Vec<u8>>, Error> {
+        if !reference.blob.starts_with(&self.folder(partition)) {
+            tracing::warn!(partition = %partition, position = %position, blob = reference.blob,
+                "skipped a reference to a blob outside the partition's folder");
+            return Ok(None);
+        }
+        let stored = self
             .store
-            .get(&reference.blob, reference.offset, reference.length)
-            .await?;
+            .get(&reference.blob, reference.offset, reference.length);
+        let Some(payload) = stored.await? else {
+            self.check_gone(&reference.blob)?;
+            tracing::warn!(partition = %partition, position = %position, blob = reference.blob,
+                "skipped a reference whose blob is gone: a copy of an event already processed");
+            return Ok(None);
+        };
         if payload.len() as u64 != reference.length {
             return Err(Error::Io {
                 operation: "subscribe",
@@ -203,7 +217,7 @@ impl Aside {
             });
         }
         self.books().0.note(partition, reference, position);
-        Ok(payload)
+        Ok(Some(payload))
     }
 
     /// Deletes the blob batches of `partition` that every event of lies below `before`, and
@@ -232,8 +246,7 @@ impl Aside {
 
     /// Deletes `partition`'s blobs older than the retention.
     async fn sweep(&self, partition: PartitionId, now: SystemTime) {
-        let folder = format!("{}/p{:04}/", self.prefix, partition.0);
-        let blobs = match self.store.list(&folder).await {
+        let blobs = match self.store.list(&self.folder(partition)).await {
             Ok(blobs) => blobs,
             Err(error) => {
                 tracing::warn!(partition = %partition, %error, "blob sweep could not list");
@@ -258,8 +271,32 @@ impl Aside {
             .now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let folder = format!("{}/p{:04}", self.prefix, partition.0);
-        format!("{folder}/{millis:013}-{:016x}", crate::random_u64())
+        let folder = self.folder(partition);
+        format!("{folder}{millis:013}-{:016x}", crate::random_u64())
+    }
+
+    /// Refuses to skip a reference to the gone blob `name` unless the blob would still be
+    /// younger than the retention: only the ledger deletes such a blob.
+    fn check_gone(&self, name: &str) -> Result<(), Error> {
+        let written = created_at(name);
+        let young = written.is_some_and(|at| !self.books().1.expired(at, self.clock.now()));
+        if young {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument {
+            operation: "subscribe",
+            reason: format!(
+                "the stored-aside blob {name} is gone and was older than aside_retention \
+                 ({:?}): its events were past the event hub's retention, or the retention is \
+                 shorter than the event hub's",
+                self.limits.retention
+            ),
+        })
+    }
+
+    /// The folder of `partition`'s blobs, with its closing `/`.
+    fn folder(&self, partition: PartitionId) -> String {
+        format!("{}/p{:04}/", self.prefix, partition.0)
     }
 
     fn books(&self) -> std::sync::MutexGuard<'_, (Ledger, Sweep)> {

@@ -12,7 +12,7 @@ use azure_storage_blob::models::{BlobClientDownloadOptions, BlobContainerClientL
 use futures::StreamExt;
 use netherite_core::Error;
 
-use crate::aside::{AsideStore, StoredBlob, gone};
+use crate::aside::{AsideStore, StoredBlob};
 
 /// What a failed storage call means.
 #[derive(Debug)]
@@ -96,22 +96,23 @@ impl AsideStore for BlobAsideStore {
         }
     }
 
-    async fn get(&self, name: &str, offset: u64, length: u64) -> Result<Vec<u8>, Error> {
+    async fn get(&self, name: &str, offset: u64, length: u64) -> Result<Option<Vec<u8>>, Error> {
         if length == 0 {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         }
         let options = BlobClientDownloadOptions {
             range: Some((offset..offset.saturating_add(length)).into()),
             ..Default::default()
         };
         let blob = self.container.blob_client(name);
-        let failed = |e: azure_core::Error| match Failure::of(&e) {
-            Failure::NotFound => gone(name),
-            failure => failure.into_error(&format!("reading blob {name}")),
+        let failed = |e: azure_core::Error| Failure::of(&e).into_error(&format!("reading {name}"));
+        let downloaded = match blob.download(Some(options)).await {
+            Ok(downloaded) => downloaded,
+            Err(e) if matches!(Failure::of(&e), Failure::NotFound) => return Ok(None),
+            Err(e) => return Err(failed(e)),
         };
-        let downloaded = blob.download(Some(options)).await.map_err(failed)?;
         let bytes = downloaded.body.collect().await.map_err(failed)?;
-        Ok(bytes.to_vec())
+        Ok(Some(bytes.to_vec()))
     }
 
     async fn delete(&self, name: &str) -> Result<(), Error> {

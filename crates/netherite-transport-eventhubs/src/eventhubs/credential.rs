@@ -5,7 +5,7 @@
 //! call signs a new one for the credential's event hub. The SDK hands the token to the service
 //! with the claims-based-security token type `jwt`, the only one it sends: that the service
 //! takes a shared access signature under that type is assumed here and has not been tried
-//! against a live namespace (see the crate's README).
+//! against a live namespace.
 
 use std::time::{Duration, SystemTime};
 

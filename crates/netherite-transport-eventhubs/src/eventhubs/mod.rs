@@ -11,7 +11,7 @@ mod records;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use azure_core::http::ClientOptions;
+use azure_core::http::{ClientOptions, RetryOptions};
 use azure_storage_blob::BlobContainerClient;
 use netherite_core::transport::{InputStream, NodeId, OwnershipStream, Transport};
 use netherite_core::{ClientId, Error, InputPosition, PartitionId};
@@ -96,7 +96,8 @@ impl EventHubsTransport {
     }
 
     async fn open(node: NodeId, options: EventHubsOptions) -> Result<Self, Error> {
-        let container = container(&options).await?;
+        let container = Arc::new(container_client(&options, ClientOptions::default())?);
+        ensure_container(&container).await?;
         let partitions = Hub::open(&options, &options.partitions_hub).await?;
         check_partition_count(&partitions, options.partition_count)?;
         let responses = Hub::open(&options, &options.responses_hub).await?;
@@ -107,7 +108,7 @@ impl EventHubsTransport {
             limits(&options),
             Arc::new(SystemClock),
         );
-        let owner = start_ownership(&node, &options, &partitions, container);
+        let owner = start_ownership(&node, &options, &partitions)?;
         tracing::info!(node = %node, namespace = options.connection.namespace(),
             hub = options.partitions_hub, partitions = options.partition_count,
             responses = responses.partitions(), container = options.container,
@@ -249,33 +250,47 @@ impl Transport for EventHubsTransport {
     }
 }
 
-/// The task hub's container, created if it is missing.
-async fn container(options: &EventHubsOptions) -> Result<Arc<BlobContainerClient>, Error> {
-    let client = options
+/// A client of the task hub's container.
+fn container_client(
+    options: &EventHubsOptions,
+    client: ClientOptions,
+) -> Result<BlobContainerClient, Error> {
+    options
         .storage
-        .container_client(&options.container, ClientOptions::default())
+        .container_client(&options.container, client)
         .map_err(|e| Error::InvalidArgument {
             operation: "eventhubs connect",
             reason: e.to_string(),
-        })?;
-    ensure_container(&client).await?;
-    Ok(Arc::new(client))
+        })
 }
 
-/// Starts `node`'s balancing over the ownership records of `partitions` in `container`.
+/// Starts `node`'s balancing over the ownership records of `partitions`.
+///
+/// The records' client makes no retries of its own: a conditional write whose answer was lost
+/// and that the SDK sent again would meet its own new ETag and read as a lost claim. Without
+/// them such a write is an `Io` error, and the balancer's next round reads the records afresh.
 fn start_ownership(
     node: &NodeId,
     options: &EventHubsOptions,
     partitions: &Hub,
-    container: Arc<BlobContainerClient>,
-) -> OwnershipTask {
+) -> Result<OwnershipTask, Error> {
+    let client = ClientOptions {
+        retry: RetryOptions::none(),
+        ..Default::default()
+    };
+    let container = Arc::new(container_client(options, client)?);
     let namespace = options.connection.namespace();
     let group = &options.consumer_group;
     let records = BlobOwnershipStore::new(container, namespace, partitions.name(), group);
     let timings = options.ownership;
     let balancer = Balancer::new(node.clone(), options.partition_count, timings.expiry);
     let clock = Arc::new(SystemClock);
-    OwnershipTask::start(balancer, Arc::new(records), clock, timings.interval)
+    Ok(OwnershipTask::start(
+        balancer,
+        Arc::new(records),
+        clock,
+        timings.interval,
+    ))
 }
 
 /// Refuses an event hub whose partitions are not the task hub's.

@@ -4,9 +4,10 @@
 //! The receiver joins nothing and records nothing: where to start is the engine's decision.
 //! The channel's bound is the back-pressure: a partition that does not read stops its receiver
 //! from taking more. After a broken link the SDK attaches again from the original start, so
-//! the feed drops events at or below the last one it passed on. Stored-aside payloads are read
-//! back before their event is yielded; bodies that are not this transport's are skipped with a
-//! warning.
+//! the feed drops events at or below the last one it passed on; an input whose numbers jump
+//! ahead ends with an error, since a jump means events were lost to retention. Stored-aside
+//! payloads are read back before their event is yielded; bodies that are not this transport's
+//! are skipped with a warning.
 
 use std::sync::Arc;
 
@@ -125,6 +126,10 @@ impl Source {
         if number < self.next {
             return None;
         }
+        let input = matches!(self.filter, Filter::Input { .. });
+        if lost_between(self.next, number, input) {
+            return Some(Err(self.skipped(number)));
+        }
         self.next = number.saturating_add(1);
         let at = match position(number) {
             Ok(at) => at,
@@ -141,6 +146,21 @@ impl Source {
         }
     }
 
+    /// The error for a receiver that jumped from `self.next` to `number`. Event Hubs numbers
+    /// a partition's events one apart, so the events between are lost to this input: retention
+    /// dropped them while the receiver opened or attached again. The subscriber resubscribes,
+    /// and a start below the retention is refused by name.
+    fn skipped(&self, number: i64) -> Error {
+        Error::Io {
+            operation: "subscribe",
+            reason: format!(
+                "event hub {} partition {} went from sequence number {} to {number}: the \
+                 events between are no longer held",
+                self.hub, self.partition, self.next
+            ),
+        }
+    }
+
     /// The payload of `body` met at `at`, if this subscription yields it.
     async fn payload(&self, body: Body, at: InputPosition) -> Option<Result<InputEvent, Error>> {
         let event = |payload| InputEvent {
@@ -150,7 +170,8 @@ impl Source {
         match (&self.filter, body) {
             (Filter::Input { .. }, Body::Payload(payload)) => Some(Ok(event(payload))),
             (Filter::Input { aside, partition }, Body::Aside(reference)) => {
-                Some(aside.fetch(*partition, &reference, at).await.map(event))
+                let fetched = aside.fetch(*partition, &reference, at).await;
+                fetched.map(|payload| payload.map(event)).transpose()
             }
             (Filter::Client(me), Body::Response { client, payload }) if client == *me => {
                 Some(Ok(event(payload)))
@@ -162,5 +183,27 @@ impl Source {
                 None
             }
         }
+    }
+}
+
+/// Whether a receiver that was to pass on `next` and met `number` skipped events a
+/// subscription must not lose: a partition's input, whose numbers run one apart, that jumped
+/// ahead. A client's responses may start past what retention dropped.
+fn lost_between(next: i64, number: i64, input: bool) -> bool {
+    input && number > next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An input loses events only when its numbers jump ahead; repeats and the next number are
+    /// fine, and a client's responses may jump.
+    #[test]
+    fn only_an_input_that_jumps_ahead_lost_events() {
+        assert!(lost_between(5, 7, true));
+        assert!(!lost_between(5, 5, true));
+        assert!(!lost_between(5, 3, true));
+        assert!(!lost_between(5, 7, false));
     }
 }

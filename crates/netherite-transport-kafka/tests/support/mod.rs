@@ -8,16 +8,8 @@ use netherite_transport_kafka::KafkaOptions;
 
 /// The broker to test against, or `None` (outside CI) to skip.
 pub(crate) fn broker() -> Option<String> {
-    match std::env::var("NETHERITE_TEST_KAFKA") {
-        Ok(address) if !address.is_empty() => Some(address),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("NETHERITE_TEST_KAFKA is not set: CI must run the Kafka suite against a broker")
-        }
-        _ => {
-            eprintln!("NETHERITE_TEST_KAFKA is not set: the Kafka conformance suite is skipped");
-            None
-        }
-    }
+    let what = "the Kafka conformance suite against a broker";
+    netherite_core::conformance::outside_service("NETHERITE_TEST_KAFKA", what)
 }
 
 /// Hub names unique to this process and run.

@@ -18,9 +18,11 @@ impl EngineBuilder {
     /// decide. Returns once the node follows the proposals, before any partition is hosted
     /// (see [`Engine::start_shared`]).
     ///
-    /// A namespace or storage account that does not answer is tried again with a growing
-    /// pause, for about a minute in all, each failure logged; then the start fails with the
-    /// last error. An event hub of another partition count is refused at once.
+    /// A namespace that does not answer is tried again with a growing pause, for about a
+    /// minute in all, each failure logged; then the start fails with the last error. The
+    /// storage account gets the page blobs' own tries (five, each waiting up to its request
+    /// timeout, 10 s) before the start fails with [`Error::HubStorage`]. An event hub of
+    /// another partition count is refused at once.
     pub async fn start_on_eventhubs(self, mut options: EventHubsOptions) -> Result<Engine, Error> {
         let settings = &self.settings;
         check_storage(settings)?;

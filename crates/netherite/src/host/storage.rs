@@ -33,13 +33,14 @@ pub struct PartitionDevices {
     pub store_log: Arc<dyn LogDevice>,
     /// Under the store's checkpoint manifests.
     pub store_checkpoints: Arc<dyn LogDevice>,
-    /// The claim that keeps other nodes off the partition, when the storage has one beyond
-    /// the devices' own fences; given up after the devices.
+    /// What tells the partition, even while it is idle, that another node took it over: a
+    /// claim of the storage's own (a lease file) or a watch on the devices' own leases (page
+    /// blobs); given up after the devices.
     pub fence: Option<Arc<dyn PartitionFence>>,
 }
 
 /// A node's claim on a partition that outlives single device calls (a lease, renewed in the
-/// background).
+/// background), or a watch on the leases the devices renew themselves.
 ///
 /// Rules: [`lost`](Self::lost) resolves once the claim is gone (taken over by another node)
 /// or can no longer be vouched for (its renewal failed for good), and the partition must then

@@ -313,16 +313,8 @@ pub(crate) fn shared(engine: &Engine) -> Arc<Client> {
 /// they say they are skipped, except in CI (`CI=true`), where that is a failure.
 #[cfg(feature = "kafka")]
 pub(crate) fn kafka_broker(what: &str) -> Option<String> {
-    match std::env::var("NETHERITE_TEST_KAFKA") {
-        Ok(address) if !address.is_empty() => Some(address),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("NETHERITE_TEST_KAFKA is not set: CI must run the {what} stories")
-        }
-        _ => {
-            eprintln!("NETHERITE_TEST_KAFKA is not set: the {what} stories are skipped");
-            None
-        }
-    }
+    let what = format!("the {what} stories");
+    netherite_core::conformance::outside_service("NETHERITE_TEST_KAFKA", &what)
 }
 
 /// An engine with `settings` over Kafka as the only node of its hub, once it hosts every

@@ -3,8 +3,9 @@
 //! One task hub per container. Each partition has the same three devices as on files, each a
 //! `PageBlobDevice` under its own name prefix: `p03/log/` (the commit log), `p03/store/log/`
 //! and `p03/store/checkpoints/` (the store). Every device is fenced by its own blob lease and
-//! its owner's epoch (see `netherite_storage_pageblob`), so this storage adds no fence of its
-//! own: a partition whose lease another process took fails at its next write and stops.
+//! its owner's epoch (see `netherite_storage_pageblob`). The partition's [`PartitionFence`]
+//! only listens: it reports the first of the three leases lost, so that a partition whose
+//! lease another process took stops even while idle, not only at its next write.
 //!
 //! The container also holds the task hub's record, `taskhub.json` (its partition count), which
 //! the first process to open the container writes and every later one checks, as the data
@@ -14,13 +15,14 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use netherite_azure::StorageAccount;
 use netherite_core::PartitionId;
 use netherite_storage_pageblob::{PageBlobDevice, PageBlobOptions, create_container, write_once};
 
-use super::{PartitionDevices, PartitionStorage};
+use super::{PartitionDevices, PartitionFence, PartitionStorage};
 use crate::Error;
 use crate::settings::Settings;
 use crate::taskhub::TaskHub;
@@ -42,8 +44,9 @@ impl PageBlobStorage {
     ///
     /// Fails with [`Error::InvalidSetting`] for a missing or malformed connection string
     /// (never quoting it), [`Error::PartitionCountMismatch`] when the container holds a task
-    /// hub of another partition count, and [`Error::Closed`] naming the service's answer when
-    /// the record cannot be read (a missing container, refused credentials, no answer).
+    /// hub of another partition count, and [`Error::HubStorage`] naming the service's answer
+    /// when the container cannot be created or the record read (refused credentials, no
+    /// answer).
     pub async fn open(
         settings: &Settings,
         local: Option<TaskHub>,
@@ -81,14 +84,18 @@ impl PageBlobStorage {
     /// container has one, and checks its count.
     async fn check_record(&self, partition_count: u32) -> Result<(), Error> {
         let container = &self.container;
+        let failed = |e: netherite_storage_pageblob::Error| Error::HubStorage {
+            location: format!("container {container}"),
+            reason: e.to_string(),
+        };
         create_container(&self.account, container, &self.options)
             .await
-            .map_err(|e| Error::Closed(format!("the container {container}: {e}")))?;
+            .map_err(failed)?;
         let ours = serde_json::json!({ "format_version": 1, "partition_count": partition_count });
         let bytes = ours.to_string().into_bytes();
         let held = write_once(&self.account, container, RECORD, &bytes, &self.options)
             .await
-            .map_err(|e| Error::Closed(format!("the task hub record in {container}: {e}")))?;
+            .map_err(failed)?;
         let stored = stored_count(&held).ok_or_else(|| Error::TaskHubCorrupt {
             path: PathBuf::from(format!("{container}/{RECORD}")),
             reason: "not a task hub record with a partition count".into(),
@@ -152,16 +159,36 @@ fn device_prefixes(partition: PartitionId) -> [String; 3] {
 impl PartitionStorage for PageBlobStorage {
     async fn open(&self, partition: PartitionId) -> Result<PartitionDevices, Error> {
         let [log, store_log, checkpoints] = device_prefixes(partition);
-        let log = self.open_device(partition, log).await?;
-        let store_log = self.open_device(partition, store_log).await?;
-        let checkpoints = self.open_device(partition, checkpoints).await?;
+        let log = Arc::new(self.open_device(partition, log).await?);
+        let store_log = Arc::new(self.open_device(partition, store_log).await?);
+        let checkpoints = Arc::new(self.open_device(partition, checkpoints).await?);
+        let fence = LeaseWatch([log.clone(), store_log.clone(), checkpoints.clone()]);
         Ok(PartitionDevices {
-            log: std::sync::Arc::new(log),
-            store_log: std::sync::Arc::new(store_log),
-            store_checkpoints: std::sync::Arc::new(checkpoints),
-            fence: None,
+            log,
+            store_log,
+            store_checkpoints: checkpoints,
+            fence: Some(Arc::new(fence)),
         })
     }
+}
+
+/// A partition's fence over page blobs: the leases of its three devices, watched.
+#[derive(Debug)]
+struct LeaseWatch([Arc<PageBlobDevice>; 3]);
+
+#[async_trait]
+impl PartitionFence for LeaseWatch {
+    async fn lost(&self) {
+        let [a, b, c] = &self.0;
+        tokio::select! {
+            () = a.lost() => {}
+            () = b.lost() => {}
+            () = c.lost() => {}
+        }
+    }
+
+    /// Nothing of its own to give up: the devices release their leases themselves, first.
+    async fn release(&self) {}
 }
 
 impl fmt::Debug for PageBlobStorage {
