@@ -51,16 +51,17 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
-    /// The data directory holds a task hub with another partition count than the settings ask
-    /// for. The count is fixed when the task hub is created.
+    /// The data directory (or the page blobs' container) holds a task hub with another
+    /// partition count than the settings ask for. The count is fixed when the task hub is
+    /// created.
     #[error(
-        "data directory {} was created with {stored} partitions; settings ask for {requested}",
+        "task hub {} was created with {stored} partitions; settings ask for {requested}",
         .dir.display()
     )]
     PartitionCountMismatch {
-        /// The data directory.
+        /// The data directory, or the container's task hub record (`<container>/taskhub.json`).
         dir: PathBuf,
-        /// The count in its `taskhub.toml`.
+        /// The count the task hub recorded when it was created.
         stored: u32,
         /// The count the settings ask for.
         requested: u32,

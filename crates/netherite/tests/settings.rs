@@ -328,7 +328,7 @@ fn a_partition_count_mismatch_is_refused() {
 
     let error = TaskHub::open(dir.path(), 4).expect_err("the count is fixed");
     let expected = format!(
-        "data directory {} was created with 12 partitions; settings ask for 4",
+        "task hub {} was created with 12 partitions; settings ask for 4",
         dir.path().display()
     );
     assert_eq!(error.to_string(), expected);
