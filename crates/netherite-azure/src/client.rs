@@ -51,7 +51,8 @@ impl StorageAccount {
     /// A client for the container `name`, sending the account's SAS with every request.
     ///
     /// `options` are the SDK's (retries, transport); the SAS policy is added to their
-    /// per-call policies. The name is checked against the service's rules first, so that a
+    /// per-call policies, and without a transport of their own the client shares the
+    /// account's, so that every client of the account draws on one connection pool. The name is checked against the service's rules first, so that a
     /// typo is an error naming it rather than a 400 from the service.
     pub fn container_client(
         &self,
@@ -66,6 +67,9 @@ impl StorageAccount {
             .push(name);
 
         let mut client_options = options;
+        if client_options.transport.is_none() {
+            client_options.transport = Some(self.transport());
+        }
         let policy = SasPolicy::new(Arc::clone(self.signer()));
         client_options.per_call_policies.push(Arc::new(policy));
         let options = BlobContainerClientOptions {

@@ -9,10 +9,10 @@
 //! (`QueueEndpoint`, ...) are ignored.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use azure_core::http::Url;
+use azure_core::http::{Transport, Url, new_http_client};
 use base64::Engine;
 
 use crate::Error;
@@ -85,6 +85,9 @@ pub struct StorageAccount {
     name: String,
     blob_endpoint: Url,
     signer: Arc<SasSigner>,
+    /// The HTTP client (and its connection pool) of every SDK client built from this account
+    /// and its clones, made on first use.
+    http: Arc<OnceLock<Transport>>,
 }
 
 impl StorageAccount {
@@ -106,6 +109,7 @@ impl StorageAccount {
             name,
             blob_endpoint,
             signer: Arc::new(signer),
+            http: Arc::default(),
         })
     }
 
@@ -132,6 +136,15 @@ impl StorageAccount {
     /// The signer of this account's SAS tokens, shared by every client built from it.
     pub fn signer(&self) -> &Arc<SasSigner> {
         &self.signer
+    }
+
+    /// The HTTP transport shared by every client built from this account: one connection
+    /// pool per account, not one per client (a partition has three devices, each with its
+    /// own client).
+    pub(crate) fn transport(&self) -> Transport {
+        self.http
+            .get_or_init(|| Transport::new(new_http_client(None)))
+            .clone()
     }
 }
 

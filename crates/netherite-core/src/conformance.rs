@@ -122,8 +122,9 @@ impl fmt::Display for SuiteReport {
     }
 }
 
-/// Runs every check of `checks` against its own fixture from `make`.
-pub(crate) async fn run_checks<F: ?Sized, M>(
+/// Runs every check of `checks` against its own fixture from `make`, each under
+/// [`CHECK_TIME_MAX`]: the runner of every suite, the core's and the backends' own.
+pub async fn run_checks<F: ?Sized, M>(
     suite: &'static str,
     checks: &[Check<F>],
     make: M,
@@ -168,7 +169,7 @@ where
 }
 
 /// Turns a contract error into a check failure that says which step failed.
-pub(crate) trait Step<T> {
+pub trait Step<T> {
     /// The value, or a failure naming `step` and the error.
     fn step(self, step: &str) -> Result<T, String>;
 }

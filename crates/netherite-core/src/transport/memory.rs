@@ -202,16 +202,8 @@ impl MemoryHub {
 
 impl HubState {
     fn check_partition(&self, partition: PartitionId) -> Result<(), Error> {
-        if (partition.0 as usize) < self.partitions.len() {
-            return Ok(());
-        }
-        Err(Error::InvalidArgument {
-            operation: "partition",
-            reason: format!(
-                "{partition} is not below the count {}",
-                self.partitions.len()
-            ),
-        })
+        let count = u32::try_from(self.partitions.len()).unwrap_or(u32::MAX);
+        super::check_partition(partition, count, "partition")
     }
 
     fn check_open(&self) -> Result<(), Error> {

@@ -147,6 +147,22 @@ impl OwnershipStream {
     }
 }
 
+/// Refuses `partition` unless it is below `count`, the task hub's partition count (rule 1 of
+/// [`Transport`]): an [`Error::InvalidArgument`] of `operation` naming both.
+pub fn check_partition(
+    partition: PartitionId,
+    count: u32,
+    operation: &'static str,
+) -> Result<(), Error> {
+    if partition.0 < count {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument {
+        operation,
+        reason: format!("partition {partition} does not exist; the task hub has {count}"),
+    })
+}
+
 /// The queues between clients and partitions, and the balancer that places partitions, as seen
 /// from one node.
 ///

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use azure_core::http::{ClientOptions, RetryOptions};
 use azure_storage_blob::BlobContainerClient;
-use netherite_core::transport::{InputStream, NodeId, OwnershipStream, Transport};
+use netherite_core::transport::{InputStream, NodeId, OwnershipStream, Transport, check_partition};
 use netherite_core::{ClientId, Error, InputPosition, PartitionId};
 
 use self::blobs::{BlobAsideStore, ensure_container};
@@ -135,13 +135,7 @@ impl EventHubsTransport {
     }
 
     fn check_partition(&self, partition: PartitionId) -> Result<u32, Error> {
-        let count = self.inner.options.partition_count;
-        if partition.0 >= count {
-            return Err(Error::InvalidArgument {
-                operation: "eventhubs",
-                reason: format!("partition {partition} does not exist; the task hub has {count}"),
-            });
-        }
+        check_partition(partition, self.inner.options.partition_count, "eventhubs")?;
         Ok(partition.0)
     }
 

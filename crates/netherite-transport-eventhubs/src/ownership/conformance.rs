@@ -16,11 +16,9 @@
 //!
 //! The report has the shape of the core's suites ([`SuiteReport`]), so it prints the same way.
 
-use netherite_core::conformance::{
-    CHECK_TIME_MAX, Check, CheckFuture, CheckOutcome, SuiteReport, Verdict,
-};
+use netherite_core::PartitionId;
+use netherite_core::conformance::{Check, CheckFuture, Step, SuiteReport, Verdict, run_checks};
 use netherite_core::transport::NodeId;
-use netherite_core::{Error, PartitionId};
 
 use super::{Claimed, OwnershipRecord, OwnershipStore};
 
@@ -31,21 +29,7 @@ pub async fn run<S: OwnershipStore + 'static>(make: impl Fn() -> S) -> SuiteRepo
 
 /// Runs every check against stores from `make` and returns the report, failures included.
 pub async fn evaluate<S: OwnershipStore + 'static>(make: impl Fn() -> S) -> SuiteReport {
-    let mut outcomes = Vec::with_capacity(CHECKS.len());
-    for check in CHECKS {
-        let store: Box<dyn OwnershipStore> = Box::new(make());
-        let result = tokio::time::timeout(CHECK_TIME_MAX, (check.run)(&*store))
-            .await
-            .unwrap_or_else(|_| Err(format!("did not finish within {CHECK_TIME_MAX:?}")));
-        outcomes.push(CheckOutcome {
-            name: check.name,
-            result,
-        });
-    }
-    SuiteReport {
-        suite: "OwnershipStore",
-        outcomes,
-    }
+    run_checks("OwnershipStore", CHECKS, || Box::new(make()) as Box<Store>).await
 }
 
 type Store = dyn OwnershipStore;
@@ -85,10 +69,6 @@ fn b() -> NodeId {
     NodeId::new("conformance-b")
 }
 
-fn step<T>(result: Result<T, Error>, what: &str) -> Result<T, String> {
-    result.map_err(|e| format!("{what} failed: {e}"))
-}
-
 fn won(claimed: Claimed, what: &str) -> Result<OwnershipRecord, String> {
     match claimed {
         Claimed::Won(record) => Ok(record),
@@ -105,7 +85,7 @@ fn conflict(claimed: Claimed, what: &str) -> Result<(), String> {
 
 /// The one record of `partition` as listed.
 async fn listed(store: &Store, partition: PartitionId) -> Result<OwnershipRecord, String> {
-    let records = step(store.list().await, "list")?;
+    let records = store.list().await.step("list")?;
     let mut mine = records.into_iter().filter(|r| r.partition == partition);
     let record = mine.next().ok_or(format!("{partition} is not listed"))?;
     match mine.next() {
@@ -125,7 +105,7 @@ fn same(got: &OwnershipRecord, want: &OwnershipRecord, what: &str) -> Result<(),
 /// Rule 1: no claim, no record.
 fn a_new_store_is_empty(store: &Store) -> CheckFuture<'_> {
     Box::pin(async move {
-        let records = step(store.list().await, "list")?;
+        let records = store.list().await.step("list")?;
         if !records.is_empty() {
             return Err(format!("a new store lists {records:?}"));
         }
@@ -138,7 +118,7 @@ fn the_first_claim_creates(store: &Store) -> CheckFuture<'_> {
     Box::pin(async move {
         let p = PartitionId(3);
         let created = won(
-            step(store.claim(p, Some(&a()), None).await, "create")?,
+            store.claim(p, Some(&a()), None).await.step("create")?,
             "create",
         )?;
         if created.owner != Some(a()) || created.partition != p {
@@ -147,7 +127,10 @@ fn the_first_claim_creates(store: &Store) -> CheckFuture<'_> {
         same(&listed(store, p).await?, &created, "after the create")?;
 
         conflict(
-            step(store.claim(p, Some(&b()), None).await, "create again")?,
+            store
+                .claim(p, Some(&b()), None)
+                .await
+                .step("create again")?,
             "again",
         )?;
         same(&listed(store, p).await?, &created, "after the conflict")?;
@@ -161,13 +144,13 @@ fn claims_are_conditional_on_the_etag(store: &Store) -> CheckFuture<'_> {
     Box::pin(async move {
         let p = PartitionId(0);
         let first = won(
-            step(store.claim(p, Some(&a()), None).await, "create")?,
+            store.claim(p, Some(&a()), None).await.step("create")?,
             "create",
         )?;
-        let second = step(
-            store.claim(p, Some(&b()), Some(&first.etag)).await,
-            "update",
-        )?;
+        let second = store
+            .claim(p, Some(&b()), Some(&first.etag))
+            .await
+            .step("update")?;
         let second = won(second, "update with the current ETag")?;
         if second.etag == first.etag || second.owner != Some(b()) {
             return Err(format!("the update gave {second:?} after {first:?}"));
@@ -176,7 +159,10 @@ fn claims_are_conditional_on_the_etag(store: &Store) -> CheckFuture<'_> {
             return Err("last_modified went back".into());
         }
 
-        let stale = step(store.claim(p, Some(&a()), Some(&first.etag)).await, "stale")?;
+        let stale = store
+            .claim(p, Some(&a()), Some(&first.etag))
+            .await
+            .step("stale")?;
         conflict(stale, "a claim with an old ETag")?;
         same(&listed(store, p).await?, &second, "after the stale claim")?;
         Ok(Verdict::Passed)
@@ -188,19 +174,22 @@ fn a_release_leaves_no_owner(store: &Store) -> CheckFuture<'_> {
     Box::pin(async move {
         let p = PartitionId(1);
         let held = won(
-            step(store.claim(p, Some(&a()), None).await, "create")?,
+            store.claim(p, Some(&a()), None).await.step("create")?,
             "create",
         )?;
-        let released = step(store.claim(p, None, Some(&held.etag)).await, "release")?;
+        let released = store
+            .claim(p, None, Some(&held.etag))
+            .await
+            .step("release")?;
         let released = won(released, "release")?;
         if released.owner.is_some() {
             return Err(format!("the released record is {released:?}"));
         }
         same(&listed(store, p).await?, &released, "after the release")?;
-        let again = step(
-            store.claim(p, Some(&b()), Some(&released.etag)).await,
-            "reclaim",
-        )?;
+        let again = store
+            .claim(p, Some(&b()), Some(&released.etag))
+            .await
+            .step("reclaim")?;
         won(again, "a claim of a released record")?;
         Ok(Verdict::Passed)
     })
@@ -211,7 +200,7 @@ fn racing_claims_have_one_winner(store: &Store) -> CheckFuture<'_> {
     Box::pin(async move {
         let p = PartitionId(2);
         let first = won(
-            step(store.claim(p, Some(&a()), None).await, "create")?,
+            store.claim(p, Some(&a()), None).await.step("create")?,
             "create",
         )?;
         let (node_a, node_b) = (a(), b());
@@ -219,7 +208,7 @@ fn racing_claims_have_one_winner(store: &Store) -> CheckFuture<'_> {
             store.claim(p, Some(&node_a), Some(&first.etag)),
             store.claim(p, Some(&node_b), Some(&first.etag)),
         );
-        let (x, y) = (step(x, "claim a")?, step(y, "claim b")?);
+        let (x, y) = (x.step("claim a")?, y.step("claim b")?);
         let winners = [&x, &y]
             .iter()
             .filter(|c| matches!(c, Claimed::Won(_)))
@@ -236,17 +225,17 @@ fn partitions_are_independent(store: &Store) -> CheckFuture<'_> {
     Box::pin(async move {
         let (p, q) = (PartitionId(0), PartitionId(5));
         let at_p = won(
-            step(store.claim(p, Some(&a()), None).await, "create p")?,
+            store.claim(p, Some(&a()), None).await.step("create p")?,
             "p",
         )?;
         let at_q = won(
-            step(store.claim(q, Some(&b()), None).await, "create q")?,
+            store.claim(q, Some(&b()), None).await.step("create q")?,
             "q",
         )?;
-        let moved = step(
-            store.claim(p, Some(&b()), Some(&at_p.etag)).await,
-            "update p",
-        )?;
+        let moved = store
+            .claim(p, Some(&b()), Some(&at_p.etag))
+            .await
+            .step("update p")?;
         won(moved, "update p")?;
         same(&listed(store, q).await?, &at_q, "q after p moved")?;
         Ok(Verdict::Passed)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use netherite_core::transport::{InputStream, NodeId, OwnershipStream, Transport};
+use netherite_core::transport::{InputStream, NodeId, OwnershipStream, Transport, check_partition};
 use netherite_core::{ClientId, Error, InputPosition, PartitionId};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -81,13 +81,7 @@ impl KafkaTransport {
     }
 
     fn check_partition(&self, partition: PartitionId) -> Result<i32, Error> {
-        let count = self.inner.options.partition_count;
-        if partition.0 >= count {
-            return Err(Error::InvalidArgument {
-                operation: "kafka",
-                reason: format!("partition {partition} does not exist; the task hub has {count}"),
-            });
-        }
+        check_partition(partition, self.inner.options.partition_count, "kafka")?;
         i32::try_from(partition.0).map_err(|_| Error::InvalidArgument {
             operation: "kafka",
             reason: format!("partition {partition} is too large"),

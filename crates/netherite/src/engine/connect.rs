@@ -12,6 +12,7 @@ use std::time::Duration;
 use netherite_core::transport::NodeId;
 
 use crate::Error;
+use crate::settings::{Settings, StorageKind};
 
 /// How often connecting is tried before the start gives up.
 const CONNECT_ATTEMPTS_MAX: u32 = 8;
@@ -19,6 +20,24 @@ const CONNECT_ATTEMPTS_MAX: u32 = 8;
 const CONNECT_PAUSE_MIN: Duration = Duration::from_millis(500);
 /// The longest pause between two tries.
 const CONNECT_PAUSE_MAX: Duration = Duration::from_secs(16);
+
+/// Refuses settings whose `storage` is not `wanted`, the one storage the transport's nodes can
+/// share; `why` says so to the user. Refused rather than ignored: a node must not keep state
+/// where the others cannot find it.
+pub(super) fn require_storage(
+    settings: &Settings,
+    wanted: StorageKind,
+    why: &str,
+) -> Result<(), Error> {
+    if settings.storage == wanted {
+        return Ok(());
+    }
+    Err(Error::InvalidSetting {
+        setting: "storage",
+        origin: "settings".into(),
+        reason: why.into(),
+    })
+}
 
 /// A name for this node, unique among the nodes of a hub: the process id and a random tag.
 pub(super) fn node_id() -> NodeId {

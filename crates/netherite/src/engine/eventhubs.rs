@@ -50,14 +50,7 @@ impl EngineBuilder {
 /// Event Hubs nodes keep partition state where every node reaches it: in page blobs.
 fn check_storage(settings: &Settings) -> Result<(), Error> {
     settings.validate()?;
-    if settings.storage != StorageKind::PageBlob {
-        return Err(Error::InvalidSetting {
-            setting: "storage",
-            origin: "settings".into(),
-            reason: "the Event Hubs transport keeps partition state in page blobs: set storage \
-                     to pageblob"
-                .into(),
-        });
-    }
-    Ok(())
+    let why = "the Event Hubs transport keeps partition state in page blobs: set storage to \
+               pageblob";
+    connect::require_storage(settings, StorageKind::PageBlob, why)
 }

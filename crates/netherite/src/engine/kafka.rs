@@ -50,16 +50,9 @@ impl EngineBuilder {
 /// Kafka nodes keep partition state in the shared data directory; page blobs under Kafka are
 /// refused rather than ignored.
 fn check_storage(settings: &Settings) -> Result<(), Error> {
-    if settings.storage != StorageKind::File {
-        return Err(Error::InvalidSetting {
-            setting: "storage",
-            origin: "settings".into(),
-            reason: "the Kafka transport keeps partition state in the shared data directory \
-                     (storage = \"file\"); page blobs with Kafka are not supported yet"
-                .into(),
-        });
-    }
-    Ok(())
+    let why = "the Kafka transport keeps partition state in the shared data directory \
+               (storage = \"file\"); page blobs with Kafka are not supported yet";
+    connect::require_storage(settings, StorageKind::File, why)
 }
 
 /// Opens the task hub in the data directory as one node of several sharing it, off the async
