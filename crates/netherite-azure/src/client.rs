@@ -52,8 +52,9 @@ impl StorageAccount {
     ///
     /// `options` are the SDK's (retries, transport); the SAS policy is added to their
     /// per-call policies, and without a transport of their own the client shares the
-    /// account's, so that every client of the account draws on one connection pool. The name is checked against the service's rules first, so that a
-    /// typo is an error naming it rather than a 400 from the service.
+    /// account's, so that every client of the account draws on one connection pool. The name
+    /// is checked against the service's rules first, so that a typo is an error naming it
+    /// rather than a 400 from the service.
     pub fn container_client(
         &self,
         name: &str,
